@@ -1,0 +1,37 @@
+# powernest: every target bootstraps what it needs on a fresh Debian machine.
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PYTEST  := $(VENV)/bin/pytest
+INVENTORY ?= hosts.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup lab run premerge test report clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+	sh scripts/setup-system.sh
+
+lab: setup
+	$(VENV)/bin/powernest lab build
+
+run: lab
+	$(PYTEST) suites --inventory $(INVENTORY) $(PYTEST_ARGS)
+
+premerge: lab
+	$(PYTEST) suites --inventory $(INVENTORY) -m premerge $(PYTEST_ARGS)
+
+test: lab
+	$(PYTEST) tests $(PYTEST_ARGS)
+
+report: $(VENV)/.installed
+	$(VENV)/bin/powernest report merge reports
+	$(VENV)/bin/powernest report dashboard reports
+
+clean:
+	rm -rf reports $(VENV) .pytest_cache

@@ -1,0 +1,199 @@
+"""A guest console as the test's eyes: expect-style reading, logged as it
+arrives, that fails at once on a kernel panic, oops, lockup or RCU stall.
+
+`Console` wraps any pexpect object (a local pty or an SSH channel);
+`ConsoleShell` runs commands at a shell prompt on a console and returns
+their output and exit code, so an L1 is driven like any other `Shell`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+
+import pexpect
+from pexpect.spawnbase import SpawnBase
+
+from powernest.shell import CommandFailed, CommandTimeout, Result, ShellError, quote
+
+FAILURES: dict[str, str] = {
+    "kernel panic": r"Kernel panic - not syncing",
+    "oops": r"Oops: |Unable to handle kernel paging request|kernel BUG at ",
+    "soft lockup": r"BUG: soft lockup",
+    "hard lockup": r"hard LOCKUP",
+    "RCU stall": r"rcu: INFO: \S+ (?:self-)?detected stalls?|rcu_\w+ self-detected stall",
+}
+_FAILURE = re.compile("|".join(f"(?P<f{i}>{p})" for i, p in enumerate(FAILURES.values())))
+TRACE_QUIET = 1.5   # seconds of silence that end a crash trace
+TRACE_MAX = 8.0     # seconds spent collecting a crash trace at most
+
+
+class ConsoleError(Exception):
+    """A console wait failed; the message ends with the last console lines."""
+
+    def __init__(self, message: str, log: Path | None) -> None:
+        self.log = log
+        super().__init__(message + (f"\n(console log: {log})" if log else ""))
+
+
+class GuestCrash(ConsoleError):
+    """The guest kernel panicked, oopsed, locked up or stalled."""
+
+    def __init__(self, guest: str, kind: str, trace: str, log: Path | None) -> None:
+        self.kind = kind
+        self.trace = trace
+        super().__init__(f"{guest}: {kind} on the console:\n{trace}", log)
+
+
+class ConsoleTimeout(ConsoleError):
+    """The expected output did not come in time."""
+
+
+class ConsoleClosed(ConsoleError):
+    """The guest process went away while we waited."""
+
+
+def find_failure(text: str) -> tuple[str, int] | None:
+    """The first failure in `text`: its kind and where it starts."""
+    match = _FAILURE.search(text)
+    if not match:
+        return None
+    kind = list(FAILURES)[int(match.lastgroup[1:])]  # type: ignore[index]
+    return kind, match.start()
+
+
+def tail(text: str, lines: int = 30) -> str:
+    """The last lines of console text, carriage returns removed."""
+    return "\n".join(text.replace("\r", "").splitlines()[-lines:])
+
+
+class Console:
+    """One guest's console: everything read is appended to `log_path` at once."""
+
+    def __init__(self, proc: SpawnBase, log_path: Path, guest: str) -> None:
+        self.proc = proc
+        self.guest = guest
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[str] = open(log_path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        proc.logfile_read = self._log
+        self._seen = ""   # text read since the last failure check, for crash detection
+
+    def expect(self, patterns: str | Sequence[str], timeout: float) -> re.Match[str]:
+        """Wait for the first of `patterns`; fail on a crash, EOF or timeout."""
+        wanted = [patterns] if isinstance(patterns, str) else list(patterns)
+        compiled = [re.compile(p) for p in wanted] + [_FAILURE, pexpect.EOF, pexpect.TIMEOUT]
+        started = time.monotonic()
+        index = self.proc.expect_list(compiled, timeout=timeout)
+        if index < len(wanted):
+            return self.proc.match
+        if index == len(wanted):
+            self._raise_crash()
+        if index == len(wanted) + 1:
+            raise ConsoleClosed(
+                f"{self.guest}: console closed while waiting for {wanted!r}; last lines:\n"
+                f"{self.tail()}", self.log_path)
+        waited = time.monotonic() - started
+        raise ConsoleTimeout(
+            f"{self.guest}: no {wanted!r} within {waited:.0f} s; last console lines:\n"
+            f"{self.tail()}", self.log_path)
+
+    def _raise_crash(self) -> None:
+        """Collect the rest of the trace (until the console goes quiet) and raise."""
+        match = self.proc.match
+        trace = match.string[match.start():]
+        deadline = time.monotonic() + TRACE_MAX
+        while time.monotonic() < deadline:
+            try:
+                trace += self.proc.read_nonblocking(65536, timeout=TRACE_QUIET)
+            except (pexpect.TIMEOUT, pexpect.EOF):
+                break
+        kind, _ = find_failure(trace) or ("crash", 0)
+        raise GuestCrash(self.guest, kind, tail(trace, 60), self.log_path)
+
+    def send(self, text: str) -> None:
+        self.proc.send(text)
+
+    def sendline(self, line: str) -> None:
+        self.proc.send(line + "\r")
+
+    def tail(self, lines: int = 30) -> str:
+        """The last lines of everything this console printed."""
+        if not self._log.closed:
+            self._log.flush()
+        try:
+            return tail(self.log_path.read_text(errors="replace"), lines)
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return bool(self.proc.isalive())
+
+    def close(self) -> None:
+        """Hang up the console and end the process behind it; safe to call twice."""
+        try:
+            if self.proc.isalive():
+                self.proc.terminate(force=True)
+            self.proc.close()
+        except (OSError, pexpect.ExceptionPexpect):
+            pass
+        finally:
+            if not self._log.closed:
+                self._log.close()
+
+
+class ConsoleShell:
+    """Runs commands at a shell prompt on a console (the `Shell` protocol).
+
+    Each command is framed as `echo B; CMD; echo RC=$?` with a fresh number,
+    so neither echoed input nor earlier output can be mistaken for its result.
+    Output is the console's: stdout and stderr merged.
+    """
+
+    def __init__(self, console: Console, name: str, timeout: float = 120.0) -> None:
+        self.console = console
+        self.name = name
+        self.timeout = timeout
+        self._ids = itertools.count(1)
+
+    def attach(self, prompt: str, timeout: float) -> None:
+        """Wait for the prompt, then turn echo off so output is only output."""
+        self.console.expect(re.escape(prompt), timeout)
+        self.run(["stty", "-echo"], timeout=timeout)
+
+    def run(self, argv: Sequence[str], timeout: float | None = None,
+            check: bool = False) -> Result:
+        command = quote(argv)
+        return self.run_script(command, timeout, check, shown=command)
+
+    def run_script(self, script: str, timeout: float | None = None, check: bool = False,
+                   shown: str | None = None) -> Result:
+        """Run a shell script line as typed (for kexec -e and the like)."""
+        n = next(self._ids)
+        wait = timeout or self.timeout
+        self.console.sendline(f"echo __PN{n}B__; {script}; echo __PN{n}RC=$?")
+        try:
+            self.console.expect(rf"__PN{n}B__\r*\n", wait)
+            match = self.console.expect(rf"__PN{n}RC=(\d+)\r*\n", wait)
+        except ConsoleTimeout as exc:
+            self.console.send("\x03")  # leave the console at a prompt for the next command
+            raise CommandTimeout(f"{self.name}: `{shown or script}` ran past {wait:.0f} s\n"
+                                 f"{exc}") from None
+        output = self.console.proc.before.replace("\r", "")
+        result = Result(shown or script, int(match[1]), output)
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    def spawn(self, argv: Sequence[str]) -> SpawnBase:
+        raise ShellError(f"{self.name}: a console shell cannot spawn a second terminal")
+
+    def put(self, local: Path, remote: str) -> None:
+        raise ShellError(f"{self.name}: copying files over a console is not supported")
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,265 @@
+"""L1 and L2 guests: boot, wait, run commands, and always clean up.
+
+L1 lifecycle: `start()` spawns QEMU on the host (L0) with the console on a
+pty, waits for the L1 init's banner and prompt, and from then on the L1 is
+driven through `shell` (a `ConsoleShell`).  `stop()` kills QEMU whatever
+state the guest is in and is safe to call twice.
+
+L2 lifecycle: `start()` runs the L1's QEMU with `-accel kvm -daemonize`; the
+L2 console is a FIFO pair inside the L1 whose output a `cat` in the L1 appends
+to a file.  The controller polls that file (base64, so the L2's own crash text
+cannot be mistaken for the L1's) and mirrors it to the local console log;
+commands reach the L2 shell through the input FIFO.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import itertools
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from powernest.console import (
+    Console,
+    ConsoleClosed,
+    ConsoleError,
+    ConsoleShell,
+    ConsoleTimeout,
+    GuestCrash,
+    find_failure,
+    tail,
+)
+from powernest.qemu import GuestSpec, errors
+from powernest.shell import CommandFailed, Result, Shell, quote
+
+L1_READY = r"POWERNEST-L1-READY kernel=(\S+)"
+L1_PROMPT = "powernest-l1# "
+L2_READY = r"POWERNEST-L2-READY kernel=(\S+)"
+L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
+L2_DATA_DIR = "/usr/share/qemu"
+L2_KERNEL = "/boot/vmlinux-6.12"
+L2_INITRD = "/boot/l2.cpio.gz"
+POLL_INTERVAL = 0.5
+
+
+class GuestStartError(ConsoleError):
+    """QEMU refused to start the guest; `errors` holds its messages."""
+
+    def __init__(self, guest: str, qemu_errors: list[str], output: str,
+                 log: Path | None) -> None:
+        self.errors = qemu_errors
+        detail = "\n".join(qemu_errors) or tail(output)
+        super().__init__(f"{guest}: QEMU did not start:\n{detail}", log)
+
+
+def kernel_series(release: str) -> str:
+    """'6.12' for '6.12.95+deb12-powerpc64le'."""
+    return ".".join(release.split(".")[:2])
+
+
+class L1Guest:
+    """An L1 booted by QEMU on a host; see the module docstring for its lifecycle."""
+
+    def __init__(self, host: Shell, spec: GuestSpec, log_path: Path,
+                 boot_timeout: float, command_timeout: float) -> None:
+        self.host = host
+        self.spec = spec
+        self.log_path = log_path
+        self.boot_timeout = boot_timeout
+        self.command_timeout = command_timeout
+        self.console: Console | None = None
+        self.kernel_release = ""
+        self.boot_seconds = 0.0
+        self._l2_ids = itertools.count(1)
+
+    @property
+    def shell(self) -> ConsoleShell:
+        if self.console is None:
+            raise RuntimeError(f"{self.spec.name} is not running")
+        return self._shell
+
+    @property
+    def kernel(self) -> str:
+        return kernel_series(self.kernel_release)
+
+    def start(self) -> None:
+        """Spawn QEMU and wait until the L1 shell answers."""
+        started = time.monotonic()
+        self.console = Console(self.host.spawn(self.spec.argv()), self.log_path, self.spec.name)
+        try:
+            self.console.proc.logfile_read.write(f"# {quote(self.spec.argv())}\n")
+            self.wait_ready(self.boot_timeout)
+        except ConsoleClosed:
+            text = self.log_path.read_text(errors="replace")
+            raise GuestStartError(self.spec.name, errors(text), text, self.log_path) from None
+        self.boot_seconds = time.monotonic() - started
+
+    def wait_ready(self, timeout: float) -> None:
+        """Wait for a (re)booted L1 kernel's banner and take over its shell."""
+        assert self.console is not None
+        match = self.console.expect(L1_READY, timeout)
+        self.kernel_release = match[1]
+        self._shell = ConsoleShell(self.console, self.spec.name, self.command_timeout)
+        self._shell.attach(L1_PROMPT, timeout)
+
+    def run(self, argv: Sequence[str], timeout: float | None = None,
+            check: bool = False) -> Result:
+        return self.shell.run(argv, timeout, check)
+
+    def load_kvm(self) -> Result:
+        """insmod kvm.ko (must work), then kvm-hv.ko; returns what kvm-hv's insmod did."""
+        modules = f"/lib/modules/{self.kernel_release}"
+        self.run(["insmod", f"{modules}/kvm.ko"], check=True)
+        return self.run(["insmod", f"{modules}/kvm-hv.ko"])
+
+    def kvm_hv_loaded(self) -> bool:
+        return self.run(["sh", "-c", "grep -q '^kvm_hv ' /proc/modules"]).ok
+
+    def dmesg(self) -> str:
+        return self.run(["dmesg"], check=True).stdout
+
+    def next_l2_name(self) -> str:
+        return f"l2-{next(self._l2_ids)}"
+
+    def stop(self) -> None:
+        """Kill QEMU and hang up its console, whatever state it is in."""
+        if self.console is not None:
+            self.console.close()
+        if self.spec.pidfile:
+            kill_pidfile(self.host, self.spec.pidfile)
+
+
+def kill_pidfile(shell: Shell, pidfile: str) -> None:
+    """SIGKILL the process a pidfile names, if it is still there."""
+    script = 'test -s "$1" && kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; true'
+    with contextlib.suppress(Exception):  # teardown must not mask the test's own error
+        shell.run(["sh", "-c", script, "sh", pidfile], timeout=30)
+
+
+class L2Guest:
+    """An L2 started inside an L1 under `-accel kvm`; see the module docstring."""
+
+    def __init__(self, l1: L1Guest, spec: GuestSpec, log_path: Path,
+                 boot_timeout: float) -> None:
+        self.l1 = l1
+        self.spec = spec
+        self.log_path = log_path
+        self.boot_timeout = boot_timeout
+        self.fifo = spec.console_pipe or f"/tmp/{spec.name}"
+        self.text = ""            # everything the L2 console printed so far
+        self.kernel_release = ""
+        self.boot_seconds = 0.0
+        self.start_result: Result | None = None
+        self._ids = itertools.count(1)
+
+    @classmethod
+    def in_l1(cls, l1: L1Guest, log_dir: Path, boot_timeout: float, **spec: object) -> L2Guest:
+        """An L2 spec with the L1 image's defaults, overridden by `spec`."""
+        name = l1.next_l2_name()
+        base = GuestSpec(name=name, kernel=L2_KERNEL, initrd=L2_INITRD, accel="kvm",
+                         cpu="host", memory="512M", data_dir=L2_DATA_DIR,
+                         machine_props=("cap-hpt-max-page-size=4k",),
+                         console_pipe=f"/tmp/{name}", pidfile=f"/tmp/{name}.pid",
+                         daemonize=True)
+        return cls(l1, replace(base, **spec), log_dir / f"{l1.spec.name}-{name}.log", boot_timeout)
+
+    def launch(self) -> Result:
+        """Start QEMU in the L1; returns its result (non-zero: QEMU refused)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text(f"# in {self.l1.spec.name}: {quote(self.spec.argv())}\n")
+        script = ('rm -f "$1.in" "$1.out" "$1.log"; mkfifo "$1.in" "$1.out" && '
+                  '{ cat "$1.out" > "$1.log" 2>/dev/null & }')
+        self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
+        self.start_result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
+        with self.log_path.open("a") as log:
+            log.write(self.start_result.stdout)
+        return self.start_result
+
+    def start(self) -> None:
+        """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
+        started = time.monotonic()
+        result = self.launch()
+        if not result.ok:
+            raise GuestStartError(self.spec.name, errors(result.stdout), result.stdout,
+                                  self.log_path)
+        match = self.wait_for(L2_READY, self.boot_timeout)
+        self.kernel_release = match[1]
+        self.boot_seconds = time.monotonic() - started
+        self.wait_for(L2_CPUINFO_END, self.boot_timeout)
+
+    def poll(self) -> str:
+        """Fetch what the L2 console printed since the last poll; fail on a crash."""
+        script = 'tail -c +"$1" "$2" 2>/dev/null | base64'
+        result = self.l1.run(["sh", "-c", script, "sh", str(len(self.text.encode()) + 1),
+                              f"{self.fifo}.log"])
+        new = base64.b64decode("".join(result.stdout.split())).decode("utf-8", "replace")
+        if new:
+            with self.log_path.open("a") as log:
+                log.write(new)
+            self.text += new
+            failure = find_failure(self.text)
+            if failure:
+                kind, at = failure
+                raise GuestCrash(self.spec.name, kind, tail(self.text[at:], 60), self.log_path)
+        return new
+
+    def wait_for(self, pattern: str, timeout: float, since: int = 0) -> re.Match[str]:
+        """Poll the L2 console until `pattern` shows after offset `since`."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            match = regex.search(self.text, since)
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                raise ConsoleTimeout(
+                    f"{self.spec.name}: no {pattern!r} within {timeout:.0f} s; last console "
+                    f"lines:\n{tail(self.text)}", self.log_path)
+            if not self.running():
+                self.poll()
+                raise ConsoleClosed(f"{self.spec.name}: QEMU exited while waiting for "
+                                    f"{pattern!r}; last lines:\n{tail(self.text)}", self.log_path)
+            time.sleep(POLL_INTERVAL)
+
+    def send(self, line: str) -> None:
+        """Type a line on the L2 console."""
+        self.l1.run(["sh", "-c", 'printf "%s\\n" "$1" > "$2.in"', "sh", line, self.fifo],
+                    check=True)
+
+    def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = False) -> Result:
+        """Run a command at the L2 shell, framed like `ConsoleShell` does."""
+        n = next(self._ids)
+        command = quote(argv)
+        since = len(self.text)
+        self.send(f"echo __L2_{n}B__; {command}; echo __L2_{n}RC=$?")
+        begin = self.wait_for(rf"(?m)^__L2_{n}B__\r?$", timeout, since)
+        end = self.wait_for(rf"(?m)^__L2_{n}RC=(\d+)\r?$", timeout, begin.end())
+        output = self.text[begin.end():end.start()].replace("\r", "").strip("\n")
+        result = Result(command, int(end[1]), output + "\n" if output else "")
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    def cpuinfo(self) -> str:
+        """The cpuinfo lines the L2 init printed at boot."""
+        start = re.search(L2_READY, self.text)
+        end = self.text.find(L2_CPUINFO_END)
+        return self.text[start.end():end].replace("\r", "").strip() if start and end > 0 else ""
+
+    def running(self) -> bool:
+        script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'
+        return self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or ""]).ok
+
+    def stop(self) -> None:
+        """Kill the L2's QEMU and keep the last of its console."""
+        if self.l1.console is None or not self.l1.console.alive():
+            return
+        with contextlib.suppress(ConsoleError):
+            self.poll()
+        if self.spec.pidfile:
+            kill_pidfile(self.l1.shell, self.spec.pidfile)

@@ -1,0 +1,202 @@
+"""What the two POWER nested-virtualization APIs must do: the expectations.
+
+Everything a suite compares against lives here, as data with its source:
+which caps QEMU accepts on which CPU, which API an L1 kernel uses under
+which cap, the kernel lines that prove it, and the known deviations of
+hypervisors from the API.  Suites observe; this module says what is right.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class API(StrEnum):
+    """A nested-virtualization API, named by the QEMU cap that offers it."""
+
+    V1 = "nested-hv"    # H_SET_PARTITION_TABLE / H_ENTER_NESTED
+    V2 = "nested-papr"  # H_GUEST_{GET,SET}_CAPABILITIES, H_GUEST_CREATE, H_GUEST_RUN_VCPU...
+
+    @property
+    def cap(self) -> str:
+        """The pseries machine property that offers this API."""
+        return f"cap-{self.value}"
+
+    @property
+    def marker(self) -> str:
+        """The pytest marker of the suites for this API."""
+        return "api_v1" if self is API.V1 else "api_v2"
+
+
+# Kernel lines (Linux arch/powerpc/kvm/book3s_hv_nested.c, kvmhv_nested_init).
+FALLBACK_TO_V1 = "kvm-hv: nestedv2 get capabilities hcall failed, falling back to nestedv1"
+NO_NESTING = "kvm-hv: Parent hypervisor does not support nesting"
+SET_CAPS_FAILED = "kvm-hv: Could not configure parent hypervisor capabilities"
+
+# Which APIs each L1 kernel speaks (v2 arrived in Linux 6.7).
+KERNEL_APIS: dict[str, tuple[API, ...]] = {"6.12": (API.V1, API.V2), "6.1": (API.V1,)}
+
+POWER9_AND_LATER = ("power9", "power10", "power11")
+_QEMU_CAPS = "QEMU hw/ppc/spapr_caps.c"
+_MEASURED = "measured on QEMU 10.0.2 TCG (LAB-NOTES)"
+
+
+@dataclass(frozen=True)
+class CapRule:
+    """Whether QEMU starts a pseries machine with these nested caps on this CPU."""
+
+    cpus: tuple[str, ...]
+    caps: frozenset[API]
+    accels: tuple[str, ...]
+    accepted: bool
+    error: str | None
+    source: str
+
+
+CAP_RULES: tuple[CapRule, ...] = (
+    CapRule(("power8",), frozenset({API.V1}), ("tcg", "kvm"), False,
+            "Nested-HV only supported on POWER9 and later\n"
+            "Try appending -machine cap-nested-hv=off",
+            f"{_QEMU_CAPS} cap_nested_kvm_hv_apply; {_MEASURED}"),
+    CapRule(("power8",), frozenset({API.V2}), ("tcg", "kvm"), False,
+            "Nested-PAPR only supported on POWER9 and later\n"
+            "Try appending -machine cap-nested-papr=off",
+            f"{_QEMU_CAPS} cap_nested_papr_apply; {_MEASURED}"),
+    CapRule(("power8",), frozenset({API.V1, API.V2}), ("tcg", "kvm"), False,
+            "Nested-HV only supported on POWER9 and later\n"
+            "Try appending -machine cap-nested-hv=off",
+            f"{_QEMU_CAPS}: nested-hv is applied before nested-papr; {_MEASURED}"),
+    CapRule(POWER9_AND_LATER, frozenset({API.V1, API.V2}), ("tcg", "kvm"), False,
+            "Nested-HV APIs are mutually exclusive\n"
+            "Please use either cap-nested-hv or cap-nested-papr to proceed.",
+            f"{_QEMU_CAPS} cap_nested_papr_apply; {_MEASURED}"),
+    CapRule(POWER9_AND_LATER, frozenset({API.V1}), ("tcg", "kvm"), True, None,
+            f"{_QEMU_CAPS} cap_nested_kvm_hv_apply; {_MEASURED}"),
+    CapRule(POWER9_AND_LATER, frozenset({API.V2}), ("tcg",), True, None,
+            f"{_QEMU_CAPS} cap_nested_papr_apply; {_MEASURED}"),
+    CapRule(POWER9_AND_LATER, frozenset({API.V2}), ("kvm",), False,
+            "KVM implementation does not support Nested-PAPR",
+            f"{_QEMU_CAPS} cap_nested_papr_apply (kvm_enabled branch)"),
+)
+
+
+def cap_rule(cpu: str, caps: frozenset[API], accel: str) -> CapRule:
+    """The rule for starting QEMU with `caps` on `cpu`."""
+    for rule in CAP_RULES:
+        if cpu in rule.cpus and caps == rule.caps and accel in rule.accels:
+            return rule
+    raise LookupError(f"no cap rule for cpu={cpu} caps={sorted(caps)} accel={accel}")
+
+
+@dataclass(frozen=True)
+class L1Expectation:
+    """What an L1 kernel must do when kvm-hv loads under the API its L0 offers."""
+
+    api: API | None             # the API the L1 uses; None: no KVM in the L1
+    present: tuple[str, ...]    # kernel lines that must be in dmesg
+    absent: tuple[str, ...]     # kernel lines that must not be
+    source: str
+
+    @property
+    def kvm(self) -> bool:
+        return self.api is not None
+
+
+@dataclass(frozen=True)
+class L1Rule:
+    offered: API | None         # the cap the L0 offers (None: no nested cap)
+    kernel: str                 # "6.12" (v1 and v2) or "6.1" (v1 only)
+    expect: L1Expectation
+
+
+_LINUX_612 = "Linux 6.12 kvmhv_nested_init probes H_GUEST_GET_CAPABILITIES first"
+_LINUX_61 = "Linux 6.1 speaks only API v1 (v2 came in 6.7)"
+_QEMU_HCALLS = ("QEMU hw/ppc/spapr_nested.c registers the v1 hcalls only with cap-nested-hv "
+                "and the v2 hcalls only with cap-nested-papr")
+
+L1_RULES: tuple[L1Rule, ...] = (
+    L1Rule(API.V1, "6.12", L1Expectation(
+        API.V1, (FALLBACK_TO_V1,), (NO_NESTING, SET_CAPS_FAILED),
+        f"{_LINUX_612}, gets H_FUNCTION and falls back to v1; {_QEMU_HCALLS}; {_MEASURED}")),
+    L1Rule(API.V2, "6.12", L1Expectation(
+        API.V2, (), (FALLBACK_TO_V1, NO_NESTING, SET_CAPS_FAILED),
+        f"PAPR nested API v2; {_LINUX_612} and keeps v2 when it succeeds; {_MEASURED}")),
+    L1Rule(None, "6.12", L1Expectation(
+        None, (FALLBACK_TO_V1, NO_NESTING), (),
+        f"{_LINUX_612}, then H_SET_PARTITION_TABLE fails: no nesting; {_MEASURED}")),
+    L1Rule(API.V1, "6.1", L1Expectation(
+        API.V1, (), (NO_NESTING,), f"{_LINUX_61}; {_QEMU_HCALLS}; {_MEASURED}")),
+    L1Rule(API.V2, "6.1", L1Expectation(
+        None, (NO_NESTING,), (),
+        f"{_LINUX_61}; {_QEMU_HCALLS}, so H_SET_PARTITION_TABLE fails; {_MEASURED}")),
+    L1Rule(None, "6.1", L1Expectation(
+        None, (NO_NESTING,), (), f"{_LINUX_61}; no nested cap on L0; {_MEASURED}")),
+)
+
+
+def l1_expectation(offered: API | None, kernel: str) -> L1Expectation:
+    """What an L1 running `kernel` must do when its L0 offers `offered`."""
+    for rule in L1_RULES:
+        if rule.offered == offered and rule.kernel == kernel:
+            return rule.expect
+    raise LookupError(f"no L1 rule for offered={offered} kernel={kernel}")
+
+
+def observed_api(dmesg: str, kernel: str, kvm_hv_loaded: bool) -> API | None:
+    """The API an L1 uses, read from its kernel log.
+
+    Under v1 a v2-capable kernel says it falls back; under v2 it says nothing,
+    so a loaded kvm-hv without the fallback line means v2.  A v1-only kernel
+    can only use v1.
+    """
+    if not kvm_hv_loaded:
+        return None
+    if FALLBACK_TO_V1 in dmesg or API.V2 not in KERNEL_APIS[kernel]:
+        return API.V1
+    return API.V2
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A known way a hypervisor departs from the API, reported as a strict xfail."""
+
+    id: str
+    api: API
+    since: tuple[int, int]          # first QEMU version affected (the API's arrival)
+    fixed_in: tuple[int, int] | None
+    summary: str
+    evidence: re.Pattern[str]       # the log line that shows it
+    source: str
+
+    def applies(self, api: API, qemu_version: tuple[int, int, int] | None) -> bool:
+        """Whether an L0 QEMU of this version, offering `api`, has this deviation."""
+        if api is not self.api or qemu_version is None:
+            return False
+        version = qemu_version[:2]
+        return version >= self.since and (self.fixed_in is None or version < self.fixed_in)
+
+    def reason(self, qemu_version: tuple[int, int, int] | None) -> str:
+        seen = ".".join(map(str, qemu_version)) if qemu_version else "unknown"
+        upto = f"before {self.fixed_in[0]}.{self.fixed_in[1]}" if self.fixed_in else "no fix yet"
+        return (f"known deviation {self.id}: {self.summary} "
+                f"[QEMU {self.since[0]}.{self.since[1]} and later, {upto}; L0 here: QEMU {seen}]")
+
+
+VPA_ELEMENT = Deviation(
+    "qemu-v2-vpa-element", API.V2, (9, 0), None,
+    "QEMU has no handler for Guest State Buffer element 0x0C02 (VPA), so "
+    "H_GUEST_SET_STATE returns H_P3 and the L1 cannot register its L2's VPA",
+    re.compile(r"KVM-NESTEDv2: couldn't register the L2 VPA \(rc=-?\d+\)"),
+    "QEMU hw/ppc/spapr_nested.c guest_state_element_types (no 0x0C02); "
+    "L0 -d guest_errors: 'Element ID 0c02 unknown'; measured on QEMU 10.0.2")
+
+TLB_INVALIDATE = Deviation(
+    "qemu-v2-tlb-invalidate", API.V2, (9, 0), None,
+    "H_TLB_INVALIDATE is not registered when only the v2 hcalls are, so the "
+    "L1's partition-scoped TLB flushes fail with H_FUNCTION",
+    re.compile(r"KVM: TLB (?:LPID|page) invalidation hcall failed, rc=-?\d+"),
+    "QEMU hw/ppc/spapr_nested.c spapr_register_nested_papr; measured on QEMU 10.0.2")
+
+DEVIATIONS: tuple[Deviation, ...] = (VPA_ELEMENT, TLB_INVALIDATE)

@@ -1,0 +1,355 @@
+"""The powernest pytest plugin: options, markers, parametrization, fixtures,
+the results journal and the JUnit report.
+
+Data flow: hosts.yaml -> Inventory -> cases parametrized by `target`
+(host x API) or `host` -> fixtures `host_session`, `l1`, `l2` -> the suite
+compares what it observed with `powernest.nested` -> the journal gets one
+line per event -> junit.xml is built from the journal when the run ends.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from powernest.guests import L1Guest, L2Guest
+from powernest.hosts import HostSession
+from powernest.inventory import Host, Inventory, InventoryError, Kind, load_inventory
+from powernest.lab import LabImages, build_lab, find_lab
+from powernest.nested import API, Deviation
+from powernest.pool import L1Pool, Target
+from powernest.reporting import journal, junit
+
+MARKERS = {
+    "premerge": "the fast gating subset (make premerge)",
+    "nightly": "long cases run nightly (make run)",
+    "api_v1": "cases under API v1 (nested-hv)",
+    "api_v2": "cases under API v2 (nested-papr)",
+    "kexec": "cases that kexec an L1",
+    "slow": "cases that take minutes",
+}
+_CTX = pytest.StashKey["RunContext"]()
+_current: dict[str, str] = {}   # the nodeid running in this process, for attach events
+
+
+@dataclass
+class RunContext:
+    """One run: its id, where its results go, and the hosts it uses."""
+
+    run_id: str
+    run_dir: Path
+    inventory: Inventory
+    hosts: tuple[Host, ...]
+    writes_report: bool
+
+    @property
+    def journal(self) -> Path:
+        return self.run_dir / journal.JOURNAL
+
+    @property
+    def console_dir(self) -> Path:
+        return self.run_dir / "consoles"
+
+    def attach(self, path: Path) -> None:
+        """Attach a console log to the case running in this process."""
+        nodeid = _current.get("nodeid")
+        if nodeid:
+            journal.append(self.journal, "attach", nodeid=nodeid,
+                           path=str(path.relative_to(self.run_dir)))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("powernest")
+    group.addoption("--inventory", default=os.environ.get("POWERNEST_INVENTORY", "hosts.yaml"),
+                    help="host inventory file (default: hosts.yaml)")
+    group.addoption("--hosts", default="", help="comma-separated host names to use (default: all)")
+    group.addoption("--reports", default="reports", help="where run directories go")
+    group.addoption("--run-id", default="", help="name of this run (default: time-based)")
+
+
+def _new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def _point_latest(reports: Path, run_dir: Path) -> None:
+    link = reports / "latest"
+    tmp = reports / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    path = Path(config.getoption("inventory"))
+    if not path.is_absolute():
+        path = Path(config.invocation_params.dir) / path
+    try:
+        inventory = load_inventory(path)
+        names = [n for n in config.getoption("hosts").split(",") if n]
+        hosts = inventory.select(names)
+    except InventoryError as exc:
+        raise pytest.UsageError(f"bad inventory:\n{exc}") from None
+    workerinput = getattr(config, "workerinput", None)
+    run_id = (workerinput or {}).get("powernest_run_id") or config.getoption("run_id") \
+        or _new_run_id()
+    reports = Path(config.getoption("reports"))
+    if not reports.is_absolute():
+        reports = Path(config.invocation_params.dir) / reports
+    run_dir = reports / run_id
+    ctx = RunContext(run_id, run_dir, inventory, hosts, writes_report=workerinput is None)
+    config.stash[_CTX] = ctx
+    (run_dir / "consoles").mkdir(parents=True, exist_ok=True)
+    if ctx.writes_report:
+        journal.append(ctx.journal, "run", run_id=run_id, inventory=str(path),
+                       hosts=[h.name for h in hosts], controller=socket.gethostname(),
+                       started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        _point_latest(reports, run_dir)
+        config.pluginmanager.register(JournalWriter(ctx), "powernest-journal")
+    # A terminated controller still runs fixture teardown: guests are killed.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+
+
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker joins the controller's run."""
+    node.workerinput["powernest_run_id"] = node.config.stash[_CTX].run_id
+
+
+def context(config: pytest.Config) -> RunContext:
+    return config.stash[_CTX]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize by target or host first, so every test id starts with the host."""
+    ctx = context(metafunc.config)
+    if "target" in metafunc.fixturenames:
+        targets = [Target(h, api) for h in ctx.hosts for api in h.offered_apis]
+        metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="session")
+    elif "host" in metafunc.fixturenames:
+        metafunc.parametrize("host", ctx.hosts, ids=[h.name for h in ctx.hosts],
+                             scope="session")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark cases with their API and group them per host for pytest-xdist."""
+    for item in items:
+        params = getattr(item, "callspec", None)
+        target = params.params.get("target") if params else None
+        host = target.host if isinstance(target, Target) else (
+            params.params.get("host") if params else None)
+        if isinstance(target, Target):
+            item.add_marker(getattr(pytest.mark, target.api.marker))
+        if isinstance(host, Host):
+            item.add_marker(pytest.mark.xdist_group(host.name))
+
+
+# ---- the journal: every case is on disk as soon as it ends -------------------------
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    _current["nodeid"] = item.nodeid
+
+
+def _case_info(nodeid: str, ctx: RunContext) -> tuple[str, dict[str, str]]:
+    """A case's suite name (host/API) and properties, from its test id alone.
+
+    Test ids start with the target (`p10-emulated-nested-papr`) or the host
+    name, so this works in the controller of a pytest-xdist run, which never
+    collects the items themselves.
+    """
+    param = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
+    props = {"run_id": ctx.run_id}
+    hosts = sorted(ctx.hosts, key=lambda h: len(h.name), reverse=True)
+    host = next((h for h in hosts if param == h.name or param.startswith(h.name + "-")), None)
+    if host is None:
+        return "controller", props
+    props.update(host=host.name, kind=host.kind.value, cpu=host.cpu)
+    rest = param[len(host.name) + 1:]
+    api = next((a for a in API if rest == a.value or rest.startswith(a.value + "-")), None)
+    if api is None:
+        return host.name, props
+    props["api"] = api.value
+    return f"{host.name}/{api.value}", props
+
+
+def _classname(nodeid: str) -> str:
+    return nodeid.split("::")[0].removesuffix(".py").replace("/", ".")
+
+
+def _outcome(reports: list[pytest.TestReport]) -> tuple[str, pytest.TestReport]:
+    """One verdict for a case from its setup, call and teardown reports."""
+    by_phase = {r.when: r for r in reports}
+    setup, call, teardown = (by_phase.get(w) for w in ("setup", "call", "teardown"))
+    for phase in (setup, call):
+        if phase is None:
+            continue
+        if hasattr(phase, "wasxfail"):
+            return ("xfailed" if phase.skipped else "xpassed"), phase
+        if phase.skipped:
+            return "skipped", phase
+        if phase.failed:
+            return ("error" if phase is setup else "failed"), phase
+    if teardown is not None and teardown.failed:
+        return "error", teardown
+    return "passed", call or setup or reports[0]
+
+
+def _message(outcome: str, report: pytest.TestReport) -> str:
+    if outcome == "xfailed":
+        return str(getattr(report, "wasxfail", ""))
+    if outcome == "skipped" and isinstance(report.longrepr, tuple):
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return crash.message.splitlines()[0][:500] if crash else ""
+
+
+class JournalWriter:
+    """Writes the run's journal as cases start and end, and junit.xml at the end.
+
+    Registered only in the controlling process (under pytest-xdist the
+    workers' reports arrive here, with their user properties).
+    """
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.phases: dict[str, list[pytest.TestReport]] = {}
+        self.junit: Path | None = None
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        suite, props = _case_info(nodeid, self.ctx)
+        journal.append(self.ctx.journal, "start", nodeid=nodeid,
+                       name=nodeid.split("::")[-1], classname=_classname(nodeid),
+                       suite=suite, properties=props)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.phases.setdefault(report.nodeid, []).append(report)
+        if report.when == "teardown":
+            self._write_end(self.phases.pop(report.nodeid))
+
+    def _write_end(self, reports: list[pytest.TestReport]) -> None:
+        outcome, decisive = _outcome(reports)
+        props = {k: str(v) for r in reports for k, v in r.user_properties if k != "attachment"}
+        attached = [str(v) for r in reports for k, v in r.user_properties if k == "attachment"]
+        details = "" if outcome in ("passed", "skipped") else str(decisive.longreprtext)
+        journal.append(self.ctx.journal, "end", nodeid=reports[0].nodeid, outcome=outcome,
+                       duration=round(sum(r.duration for r in reports), 3),
+                       message=_message(outcome, decisive), details=details,
+                       properties=props, attachments=list(dict.fromkeys(attached)))
+
+    def pytest_sessionfinish(self) -> None:
+        if self.ctx.journal.exists():
+            self.junit = junit.write(journal.read(self.ctx.journal),
+                                     self.ctx.run_dir / "junit.xml",
+                                     hostname=socket.gethostname())
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.junit:
+            terminalreporter.write_line(f"powernest: JUnit report {self.junit}")
+
+
+# ---- fixtures ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def run_context(pytestconfig: pytest.Config) -> RunContext:
+    return context(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def lab() -> LabImages:
+    """The emulated lab's boot images, built first if the cache has none."""
+    return find_lab() or build_lab()
+
+
+@pytest.fixture(scope="session")
+def host_sessions(run_context: RunContext) -> Iterator[dict[str, HostSession]]:
+    sessions: dict[str, HostSession] = {}
+    yield sessions
+    for s in sessions.values():
+        s.close()
+
+
+def _session_getter(sessions: dict[str, HostSession]) -> Any:
+    def get(host: Host) -> HostSession:
+        if host.name not in sessions:
+            sessions[host.name] = HostSession.open(host)
+        return sessions[host.name]
+    return get
+
+
+@pytest.fixture(scope="session")
+def pool(run_context: RunContext, lab: LabImages,
+         host_sessions: dict[str, HostSession]) -> Iterator[L1Pool]:
+    """Boots guests for the run and kills them all at its end."""
+    p = L1Pool(run_context.run_id, run_context.console_dir, lab,
+               _session_getter(host_sessions), on_console=run_context.attach)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def host_session(request: pytest.FixtureRequest,
+                 host_sessions: dict[str, HostSession]) -> HostSession:
+    """The connected host of this case (from its `target` or `host` parameter)."""
+    params = request.node.callspec.params
+    host = params["target"].host if "target" in params else params["host"]
+    session = _session_getter(host_sessions)(host)
+    request.node.user_properties.append(("l0", session.l0))
+    return session
+
+
+@pytest.fixture(scope="session")
+def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest]:
+    """A 6.12 L1 on the target with kvm and kvm-hv loaded, shared by the target's cases."""
+    if target.host.kind is Kind.POWERVM:
+        pytest.skip("a powervm host is itself the L1")
+    guest = pool.boot(target)
+    guest.kvm_load = guest.load_kvm()  # type: ignore[attr-defined]
+    yield guest
+    pool.stop(guest)
+
+
+@pytest.fixture(scope="session")
+def l2(l1: L1Guest, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
+    """An L2 booted in the shared L1 under -accel kvm, shared by the target's cases."""
+    guest = pool.boot_l2(l1, target)
+    yield guest
+    pool.stop(guest)
+
+
+@pytest.fixture(autouse=True)
+def _case_records(request: pytest.FixtureRequest, run_context: RunContext) -> Iterator[None]:
+    """After a case: attach the console logs of the guests it used, record their kernels."""
+    yield
+    for value in request.node.funcargs.values():
+        if isinstance(value, L1Guest | L2Guest):
+            level = "l1" if isinstance(value, L1Guest) else "l2"
+            rel = str(value.log_path.relative_to(run_context.run_dir))
+            request.node.user_properties.append(("attachment", rel))
+            if value.kernel_release:
+                request.node.user_properties.append((f"{level}_kernel", value.kernel_release))
+
+
+def expect_deviations(request: pytest.FixtureRequest, deviations: tuple[Deviation, ...],
+                      api: API, session: HostSession) -> list[Deviation]:
+    """Mark the case a strict xfail for each known deviation of this L0; return them."""
+    found = [d for d in deviations
+             if session.host.kind is Kind.TCG and d.applies(api, session.qemu_version)]
+    for d in found:
+        request.node.add_marker(pytest.mark.xfail(strict=True,
+                                                  reason=d.reason(session.qemu_version)))
+    return found

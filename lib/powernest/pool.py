@@ -1,0 +1,91 @@
+"""Boots L1 guests for a run and kills every one of them at the end.
+
+`L1Pool.boot()` starts a fresh L1 for a (host, API, kernel) with the lab
+images; the suites' fixtures decide which L1s are shared (pytest's session
+scope) and which a case gets for itself.  `close()` kills whatever is
+still running, whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from powernest.guests import L1Guest, L2Guest
+from powernest.hosts import HostSession
+from powernest.inventory import Host
+from powernest.lab import LabImages
+from powernest.nested import API
+from powernest.qemu import GuestSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a parametrized case runs against: a host and the API its L0 offers."""
+
+    host: Host
+    api: API
+
+    @property
+    def id(self) -> str:
+        return f"{self.host.name}-{self.api.value}"
+
+
+@dataclass
+class L1Pool:
+    """Starts guests for one run; `close()` stops them all."""
+
+    run_id: str
+    console_dir: Path
+    lab: LabImages
+    session_for: Callable[[Host], HostSession]
+    on_console: Callable[[Path], None] = lambda path: None
+    _guests: list[L1Guest | L2Guest] = field(default_factory=list)
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    def l1_spec(self, target: Target, kernel: str = "6.12", cap: API | None = None,
+                name: str | None = None) -> GuestSpec:
+        """The L0 command for an L1 of `target`; `cap` overrides the API offered."""
+        session = self.session_for(target.host)
+        images = session.images(self.lab)
+        offered = target.api if cap is None else cap
+        name = name or f"pn.{self.run_id}.{target.id}.l1-{next(self._ids)}"
+        return GuestSpec(name=name, kernel=images.kernels[kernel], initrd=images.l1_initrd,
+                         machine_props=(f"{offered.cap}=on",), accel="tcg",
+                         cpu=target.host.cpu, memory=target.host.memory,
+                         qemu=target.host.qemu, pidfile=f"/tmp/{name}.pid")
+
+    def boot(self, target: Target, spec: GuestSpec | None = None) -> L1Guest:
+        """Start an L1 and wait for its shell (the spec defaults to `l1_spec(target)`)."""
+        spec = spec or self.l1_spec(target)
+        timeouts = target.host.timeouts
+        guest = L1Guest(self.session_for(target.host).shell, spec,
+                        self.console_dir / f"{spec.name}.log", timeouts.l1_boot,
+                        timeouts.command)
+        self._guests.append(guest)
+        self.on_console(guest.log_path)
+        guest.start()
+        return guest
+
+    def boot_l2(self, l1: L1Guest, target: Target, **spec: object) -> L2Guest:
+        """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
+        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot, **spec)
+        self._guests.append(guest)
+        self.on_console(guest.log_path)
+        guest.start()
+        return guest
+
+    def stop(self, guest: L1Guest | L2Guest) -> None:
+        guest.stop()
+        if guest in self._guests:
+            self._guests.remove(guest)
+
+    def close(self) -> None:
+        """Stop every guest, L2s first; never raises."""
+        for guest in reversed(self._guests):
+            with contextlib.suppress(Exception):  # keep stopping the others
+                guest.stop()
+        self._guests.clear()

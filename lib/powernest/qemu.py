@@ -1,0 +1,116 @@
+"""QEMU guest specs as argv, and QEMU's own startup messages read back."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from powernest.shell import Result, Shell
+
+_PREFIX = re.compile(r"^qemu-system-\w+: ")
+_VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True)
+class GuestSpec:
+    """Everything QEMU needs to start one pseries guest."""
+
+    name: str
+    kernel: str
+    initrd: str | None = None
+    append: str = "console=hvc0"
+    machine_props: Sequence[str] = ()
+    accel: Literal["tcg", "kvm"] = "tcg"
+    cpu: str = "power9"
+    smp: int = 1
+    memory: str = "4G"
+    firmware: Literal["vof", "slof"] = "vof"
+    qemu: str = "qemu-system-ppc64"
+    data_dir: str | None = None
+    pidfile: str | None = None
+    console_pipe: str | None = None
+    daemonize: bool = False
+    extra: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def machine(self) -> str:
+        props = ["pseries"]
+        if self.firmware == "vof":
+            props.append("x-vof=on")
+        props.extend(self.machine_props)
+        return ",".join(props)
+
+    def argv(self) -> list[str]:
+        """The command line; the console is stdio unless `console_pipe` names a FIFO pair."""
+        argv = [self.qemu, "-name", self.name, "-accel", self.accel, "-M", self.machine,
+                "-cpu", self.cpu, "-m", self.memory, "-smp", str(self.smp), "-vga", "none"]
+        if self.console_pipe:
+            argv += ["-display", "none", "-monitor", "none",
+                     "-chardev", f"pipe,id=con0,path={self.console_pipe}",
+                     "-serial", "chardev:con0"]
+        else:
+            argv += ["-nographic"]
+        if self.data_dir:
+            argv += ["-L", self.data_dir]
+        if self.pidfile:
+            argv += ["-pidfile", self.pidfile]
+        if self.daemonize:
+            argv += ["-daemonize"]
+        argv += ["-kernel", self.kernel]
+        if self.initrd:
+            argv += ["-initrd", self.initrd]
+        argv += ["-append", self.append, *self.extra]
+        return argv
+
+
+def errors(output: str) -> list[str]:
+    """QEMU's error messages in `output`, warnings left out, hint lines kept.
+
+    A message is a `qemu-system-ppc64: ...` line; lines that follow it without
+    the prefix (QEMU's hints) are joined to it with a newline.
+    """
+    found: list[str] = []
+    for line in output.replace("\r", "").splitlines():
+        if _PREFIX.match(line):
+            message = _PREFIX.sub("", line)
+            if not message.startswith("warning:"):
+                found.append(message)
+        elif found and line.strip() and not found[-1].startswith("warning:"):
+            found[-1] += "\n" + line.strip()
+    return found
+
+
+def version(shell: Shell, qemu: str) -> tuple[int, int, int] | None:
+    """The QEMU version on a machine, or None if that binary does not run."""
+    result = shell.run([qemu, "--version"], timeout=30)
+    match = _VERSION.search(result.stdout)
+    if not result.ok or not match:
+        return None
+    return (int(match[1]), int(match[2]), int(match[3]))
+
+
+@dataclass(frozen=True)
+class StartCheck:
+    """Whether QEMU accepted a machine configuration, and what it said if not."""
+
+    accepted: bool
+    errors: list[str]
+    result: Result
+
+
+def check_start(shell: Shell, spec: GuestSpec, timeout: float = 60) -> StartCheck:
+    """Create the machine stopped (`-S -daemonize`), then stop it again.
+
+    QEMU's parent process exits 0 only once the machine is built, so this
+    answers "does QEMU accept this configuration" without booting anything.
+    """
+    pidfile = f"/tmp/powernest-check-{spec.name}.pid"
+    argv = [spec.qemu, "-accel", spec.accel, "-M", spec.machine, "-cpu", spec.cpu,
+            "-m", "1G", "-S", "-daemonize", "-pidfile", pidfile, "-display", "none",
+            "-vga", "none", "-monitor", "none", "-serial", "none", "-name", spec.name]
+    result = shell.run(argv, timeout=timeout)
+    if result.ok:
+        shell.run(["sh", "-c", 'kill "$(cat "$1")"; rm -f "$1"', "sh", pidfile], timeout=30)
+    return StartCheck(result.ok, errors(result.stderr + result.stdout), result)

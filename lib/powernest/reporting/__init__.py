@@ -1,0 +1,1 @@
+"""Run results: the journal written as cases end, and JUnit built from it."""

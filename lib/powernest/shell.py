@@ -1,0 +1,83 @@
+"""The `Shell` protocol: run a command on a machine and get its `Result`.
+
+Every command is an argv list; a shell quotes it (`shlex.join`) before it
+reaches a remote `sh`, so no caller builds command strings by hand.  A script
+that needs pipes or redirections is passed explicitly as
+`["sh", "-c", script]`, where `script` is the caller's responsibility.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pexpect.spawnbase import SpawnBase
+
+
+class ShellError(Exception):
+    """A command could not be run (as opposed to running and failing)."""
+
+
+class CommandTimeout(ShellError):
+    """A command ran past its timeout and was stopped."""
+
+
+class ConnectError(ShellError):
+    """The machine could not be reached, or it refused us (e.g. unknown host key)."""
+
+
+class CommandFailed(ShellError):
+    """A command run with `check=True` exited non-zero."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        tail = (result.stderr or result.stdout).strip()[-2000:]
+        super().__init__(f"`{result.command}` exited {result.exit_code}: {tail}")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a command did: its quoted form, exit code and output."""
+
+    command: str
+    exit_code: int
+    stdout: str
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def quote(argv: Sequence[str]) -> str:
+    """The argv as one string a POSIX shell splits back into the same argv."""
+    if isinstance(argv, str):
+        raise TypeError("commands are argv lists, not strings: use ['sh', '-c', script]")
+    return shlex.join(argv)
+
+
+@runtime_checkable
+class Shell(Protocol):
+    """A machine we can run commands on."""
+
+    name: str
+
+    def run(self, argv: Sequence[str], timeout: float | None = None,
+            check: bool = False) -> Result:
+        """Run argv to completion; raise CommandTimeout past `timeout` seconds."""
+        ...
+
+    def spawn(self, argv: Sequence[str]) -> SpawnBase:
+        """Start argv on a pseudo-terminal and return a pexpect object driving it."""
+        ...
+
+    def put(self, local: Path, remote: str) -> None:
+        """Copy a local file to `remote` on the machine."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection; safe to call twice."""
+        ...

@@ -1,0 +1,44 @@
+"""An L1 boots under each API, loads kvm-hv, and uses the API its L0 offers."""
+
+from __future__ import annotations
+
+import pytest
+
+from powernest.guests import L1Guest
+from powernest.lab import LabImages
+from powernest.nested import l1_expectation, observed_api
+from powernest.pool import Target
+
+pytestmark = pytest.mark.premerge
+
+
+def test_l1_boots(l1: L1Guest, lab: LabImages) -> None:
+    assert l1.kernel_release == lab.kernel_releases[l1.kernel]
+    assert l1.run(["true"]).ok
+
+
+def test_l1_kvm_hv_loads(l1: L1Guest, target: Target) -> None:
+    expected = l1_expectation(target.api, l1.kernel)
+    result = l1.kvm_load  # type: ignore[attr-defined]
+    assert result.ok == expected.kvm, (
+        f"insmod kvm-hv.ko exited {result.exit_code}: {result.stdout.strip()!r}; "
+        f"expected it to {'load' if expected.kvm else 'fail'} ({expected.source})")
+    assert l1.kvm_hv_loaded() == expected.kvm
+
+
+def test_l1_dev_kvm(l1: L1Guest) -> None:
+    assert l1.run(["test", "-c", "/dev/kvm"]).ok, "/dev/kvm is missing in the L1"
+
+
+def test_l1_uses_offered_api(l1: L1Guest, target: Target) -> None:
+    expected = l1_expectation(target.api, l1.kernel)
+    dmesg = l1.dmesg()
+    kvm_lines = "\n".join(line for line in dmesg.splitlines() if "kvm" in line.lower())
+    observed = observed_api(dmesg, l1.kernel, l1.kvm_hv_loaded())
+    assert observed == expected.api, (
+        f"L1 {l1.kernel_release} uses {observed} under {target.api.cap}=on, expected "
+        f"{expected.api} ({expected.source}); kvm lines of dmesg:\n{kvm_lines}")
+    for line in expected.present:
+        assert line in dmesg, f"missing from dmesg: {line!r}\nkvm lines:\n{kvm_lines}"
+    for line in expected.absent:
+        assert line not in dmesg, f"unexpected in dmesg: {line!r}\nkvm lines:\n{kvm_lines}"

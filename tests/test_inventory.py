@@ -1,0 +1,124 @@
+"""Inventory loading: good files load, bad ones name the file, line, field and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from powernest.inventory import InventoryError, Kind, load_inventory
+from powernest.nested import API
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hosts.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(write(tmp_path, text))
+    return str(exc.value)
+
+
+def test_default_inventory_is_the_emulated_lab() -> None:
+    inv = load_inventory(REPO / "hosts.yaml")
+    assert [(h.name, h.kind, h.cpu) for h in inv.hosts] == [
+        ("p9-emulated", Kind.TCG, "power9"), ("p10-emulated", Kind.TCG, "power10")]
+    assert all(h.offered_apis == (API.V1, API.V2) and h.kexec_allowed for h in inv.hosts)
+
+
+def test_kinds_default_apis_and_kexec(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, """
+hosts:
+  - {name: k, kind: kvm, cpu: power9, ssh: {host: k.example}}
+  - {name: l, kind: powervm, cpu: power10, allow_kexec: true, ssh: {host: l.example}}
+"""))
+    kvm, lpar = inv.hosts
+    assert kvm.offered_apis == (API.V1,) and not kvm.kexec_allowed
+    assert lpar.kexec_allowed and lpar.ssh is not None and lpar.ssh.verify_host_key
+
+
+def test_unknown_cpu_names_line_field_and_value(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - name: a\n    kind: tcg\n    cpu: power7\n")
+    assert "hosts.yaml:4:" in message
+    assert "hosts['a'].cpu" in message
+    assert "'power7'" in message
+
+
+def test_missing_field(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - name: a\n    cpu: power9\n")
+    assert "hosts['a'].kind: Field required" in message
+    assert ":2:" in message
+
+
+def test_unknown_field_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - name: a\n    kind: tcg\n    cpu: power9\n"
+                                 "    cpus: 4\n")
+    assert "hosts.yaml:5:" in message and "hosts['a'].cpus" in message
+    assert "Extra inputs are not permitted" in message
+
+
+def test_remote_kind_needs_ssh(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - {name: a, kind: kvm, cpu: power9}\n")
+    assert "needs an 'ssh' section" in message
+
+
+def test_bad_port_in_nested_section(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - name: a\n    kind: kvm\n    cpu: power9\n"
+                                 "    ssh:\n      host: x\n      port: 70000\n")
+    assert "hosts.yaml:7:" in message and "hosts['a'].ssh.port" in message
+
+
+def test_duplicate_names(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - {name: a, kind: tcg, cpu: power9}\n"
+                                 "  - {name: a, kind: tcg, cpu: power10}\n")
+    assert "'a' is used twice" in message
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    message = error_of(tmp_path, "hosts:\n  - name: [unclosed\n")
+    assert message.startswith(f"{tmp_path / 'hosts.yaml'}:") and "not valid YAML" in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    message = error_of_path(tmp_path / "nope.yaml")
+    assert "nope.yaml: cannot read inventory" in message
+
+
+def error_of_path(path: Path) -> str:
+    with pytest.raises(InventoryError) as exc:
+        load_inventory(path)
+    return str(exc.value)
+
+
+def test_select_unknown_host() -> None:
+    inv = load_inventory(REPO / "hosts.yaml")
+    assert [h.name for h in inv.select(["p10-emulated"])] == ["p10-emulated"]
+    with pytest.raises(InventoryError, match="no host named p11"):
+        inv.select(["p11"])
+
+
+def test_bad_inventory_stops_pytest_before_any_test_without_traceback(tmp_path: Path) -> None:
+    bad = write(tmp_path, "hosts:\n  - {name: a, kind: tcg, cpu: power7}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", str(REPO / "suites"), "--inventory", str(bad),
+         "--reports", str(tmp_path / "reports"), "-q"],
+        capture_output=True, text=True, cwd=REPO, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 4, output
+    assert f"{bad}:2: hosts['a'].cpu" in output
+    assert "Traceback" not in output and "passed" not in output
+
+
+def test_cli_inventory_check(tmp_path: Path) -> None:
+    bad = write(tmp_path, "hosts:\n  - {name: a, kind: tcg, cpu: power9, memory: 2G, x: 1}\n")
+    done = subprocess.run([str(Path(sys.executable).parent / "powernest"), "inventory", "check", str(bad)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "hosts['a'].x" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -1,0 +1,71 @@
+"""The expectations table: each rule says what it says, and flipping one is caught."""
+
+from __future__ import annotations
+
+import pytest
+
+from powernest.nested import (
+    CAP_RULES,
+    DEVIATIONS,
+    FALLBACK_TO_V1,
+    L1_RULES,
+    NO_NESTING,
+    API,
+    cap_rule,
+    l1_expectation,
+    observed_api,
+)
+
+V1_DMESG = f"[ 3.1] {FALLBACK_TO_V1} (rc=-2)\n"
+V2_DMESG = "[ 3.1] kvm: something unrelated\n"
+
+
+def test_every_rule_names_its_source() -> None:
+    assert all(r.source for r in CAP_RULES)
+    assert all(r.expect.source for r in L1_RULES)
+    assert all(d.source and d.evidence.pattern for d in DEVIATIONS)
+
+
+def test_cap_rules_are_unambiguous() -> None:
+    for cpu in ("power8", "power9", "power10", "power11"):
+        for caps in ({API.V1}, {API.V2}, {API.V1, API.V2}):
+            for accel in ("tcg", "kvm"):
+                matches = [r for r in CAP_RULES if cpu in r.cpus and r.caps == caps
+                           and accel in r.accels]
+                assert len(matches) == 1, (cpu, caps, accel)
+
+
+def test_cap_rule_examples() -> None:
+    assert cap_rule("power9", frozenset({API.V2}), "tcg").accepted
+    assert not cap_rule("power9", frozenset({API.V2}), "kvm").accepted
+    assert "mutually exclusive" in (cap_rule("power10", frozenset(API), "tcg").error or "")
+
+
+@pytest.mark.parametrize(("offered", "kernel", "api"), [
+    (API.V1, "6.12", API.V1), (API.V2, "6.12", API.V2), (None, "6.12", None),
+    (API.V1, "6.1", API.V1), (API.V2, "6.1", None), (None, "6.1", None)])
+def test_l1_expectations(offered: API | None, kernel: str, api: API | None) -> None:
+    assert l1_expectation(offered, kernel).api == api
+
+
+def test_observed_api_from_dmesg() -> None:
+    assert observed_api(V1_DMESG, "6.12", True) is API.V1
+    assert observed_api(V2_DMESG, "6.12", True) is API.V2
+    assert observed_api(V2_DMESG, "6.1", True) is API.V1
+    assert observed_api(V1_DMESG + NO_NESTING, "6.12", False) is None
+
+
+def test_flipped_expectation_is_caught() -> None:
+    """Claiming v2 for a v1-only kernel disagrees with what a v1-only L1 shows."""
+    flipped = API.V2  # what a wrong rule would claim for 6.1 under cap-nested-hv
+    assert observed_api("", "6.1", True) != flipped
+    assert l1_expectation(API.V1, "6.1").api != flipped
+
+
+def test_deviation_applies_by_api_and_version() -> None:
+    vpa = DEVIATIONS[0]
+    assert vpa.applies(API.V2, (10, 0, 2)) and vpa.applies(API.V2, (9, 0, 0))
+    assert not vpa.applies(API.V1, (10, 0, 2))
+    assert not vpa.applies(API.V2, (8, 2, 0)) and not vpa.applies(API.V2, None)
+    reason = vpa.reason((10, 0, 2))
+    assert vpa.id in reason and "10.0.2" in reason
