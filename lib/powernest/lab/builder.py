@@ -1,0 +1,360 @@
+"""The lab recipe: Debian packages in, boot images for QEMU TCG out.
+
+`build_lab` returns the cached images when they verify; otherwise, holding a
+lock on the cache, it
+  1. reads the Debian archive address from this machine's apt configuration
+     and refreshes a private apt state for bookworm and bookworm-backports;
+  2. picks the ppc64el kernels (`KERNELS`) and resolves the ppc64el closure of
+     `USERLAND`, then fetches whatever .debs the cache lacks;
+  3. unpacks them with `dpkg-deb -x`, writes the kernels, l2.cpio.gz and then
+     l1.cpio.gz (which carries the kernels and l2.cpio.gz) with a manifest
+     into a temporary directory, and renames it to `lab/<key>` only when
+     complete, so a killed build never leaves a lab that looks finished.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from powernest.lab.apt import DebFile, PrivateApt, debian_archive
+from powernest.lab.cache import (
+    L1_INITRD,
+    L2_INITRD,
+    MANIFEST,
+    RECIPE_DIR,
+    LabImages,
+    default_cache,
+    file_digest,
+    file_record,
+    lab_dir,
+    load_lab,
+    recipe_key,
+)
+from powernest.lab.cpio import Tree
+from powernest.lab.elf import dynamic_info, library_closure, resolve_in
+from powernest.lab.errors import LabBuildError
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """Which linux-image package to take for a kernel series."""
+
+    suite: str
+    pattern: str  # a regular expression the whole package name matches
+    preferred: str  # taken if the archive has it, else the newest match
+
+
+SUITES = ("bookworm", "bookworm-backports")
+KERNELS = {
+    "6.12": KernelChoice("bookworm-backports", r"linux-image-6\.12\S*-powerpc64le",
+                         "linux-image-6.12.95+deb12-powerpc64le"),
+    "6.1": KernelChoice("bookworm", r"linux-image-6\.1\.0-\d+-powerpc64le",
+                        "linux-image-6.1.0-50-powerpc64le"),
+}
+USERLAND = ("qemu-system-ppc", "busybox-static", "kexec-tools")
+USERLAND_RELEASE = "bookworm-backports"
+KVM_MODULES = ("kvm", "kvm-hv")
+LIBDIR = "lib/powerpc64le-linux-gnu"
+FILES = RECIPE_DIR / "files"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """An unpacked kernel package."""
+
+    package: str
+    release: str
+    vmlinux: Path
+    modules: dict[str, bytes]  # KVM_MODULES, decompressed
+
+
+def build_lab(cache: Path | None = None, force: bool = False, log: Log = print) -> LabImages:
+    """The lab images for the current recipe, built unless verified ones are cached."""
+    cache = cache or default_cache()
+    key = recipe_key()
+    dest = lab_dir(cache, key)
+    if not force and (lab := load_lab(dest, key)):
+        log(f"lab images up to date: {key[:12]} in {dest}")
+        return lab
+    t0 = time.monotonic()
+    try:
+        with _locked(cache / "lab", log):
+            if not force and (lab := load_lab(dest, key)):
+                log(f"lab images up to date: {key[:12]} in {dest} (built meanwhile)")
+                return lab
+            log(f"lab: building images {key[:12]} in {dest}")
+            work = Path(tempfile.mkdtemp(prefix=".build-", dir=cache / "lab"))
+            try:
+                _build(cache, key, work, log)
+                _install(work / "out", dest)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (OSError, lzma.LZMAError) as exc:
+        raise LabBuildError(f"building the lab images in {cache} failed: {exc}") from exc
+    lab = load_lab(dest, key)
+    if lab is None:
+        raise LabBuildError(f"the lab images just built in {dest} do not verify")
+    log(f"lab images ready: {key[:12]} in {dest} ({_secs(t0)})")
+    return lab
+
+
+@contextmanager
+def _locked(labs: Path, log: Log) -> Iterator[None]:
+    """Hold the cache's build lock; clear what killed builds left behind."""
+    labs.mkdir(parents=True, exist_ok=True)
+    with (labs / ".lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"lab: waiting for another build in {labs}")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for stale in labs.glob(".build-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in labs.glob(".old-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+
+
+def _install(out: Path, dest: Path) -> None:
+    """Rename the finished `out` to `dest`, replacing an older `dest`."""
+    old = dest.with_name(f".old-{dest.name}")
+    if dest.exists():
+        os.rename(dest, old)
+    os.rename(out, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(cache: Path, key: str, work: Path, log: Log) -> None:
+    archive = debian_archive()
+    log(f"lab: Debian archive {archive.uris[0]} (from {archive.origin})")
+    apt = PrivateApt(cache / "apt", archive, SUITES)
+    t0 = time.monotonic()
+    log(f"lab: apt update ({', '.join(SUITES)}) ...")
+    for warning in apt.update():
+        log(f"lab: apt update: {warning}")
+    log(f"lab: apt update done ({_secs(t0)})")
+
+    available = apt.versions(n for n in apt.pkgnames("linux-image-6.")
+                             if any(re.fullmatch(k.pattern, n) for k in KERNELS.values()))
+    kernel_packages = {series: _choose_kernel(choice, available, log)
+                       for series, choice in KERNELS.items()}
+    userland = apt.resolve([f"{p}:ppc64el" for p in USERLAND], USERLAND_RELEASE)
+    packages = {**dict(kernel_packages.values()), **userland}
+    for name in USERLAND:
+        log(f"lab: {name} {userland[name]}")
+    debs = _fetch(apt, packages, cache / "debs", log)
+
+    kernels, root = _unpack(debs, [name for name, _ in kernel_packages.values()],
+                            work / "x", log)
+    out = work / "out"
+    out.mkdir()
+    for series, (name, _) in kernel_packages.items():
+        shutil.copyfile(kernels[name].vmlinux, out / f"vmlinux-{series}")
+    by_series = {series: kernels[name] for series, (name, _) in kernel_packages.items()}
+    _write(_l2_tree(root), out / L2_INITRD, log)
+    _write(_l1_tree(root, by_series, out), out / L1_INITRD, log)
+
+    manifest = {
+        "key": key,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "kernel_packages": {s: k.package for s, k in by_series.items()},
+        "kernel_releases": {s: k.release for s, k in by_series.items()},
+        "packages": dict(sorted((n.split(":")[0], v) for n, v in packages.items())),
+        "files": {p.name: file_record(p) for p in sorted(out.iterdir())},
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _choose_kernel(choice: KernelChoice, available: list[tuple[str, str, str]],
+                   log: Log) -> tuple[str, str]:
+    """(package, version) to use for `choice`, from (package, version, suite) triples."""
+    found: dict[str, str] = {}
+    for name, version, suite in available:
+        if suite == choice.suite and re.fullmatch(choice.pattern, name):
+            found.setdefault(name, version)
+    if not found:
+        raise LabBuildError(
+            f"no ppc64el package matching `{choice.pattern}` in {choice.suite} "
+            f"(wanted {choice.preferred}); the Debian archive does not carry it")
+    if choice.preferred in found:
+        name = choice.preferred
+    else:
+        name = max(found, key=lambda n: [int(d) for d in re.findall(r"\d+", n)])
+        log(f"lab: {choice.preferred} is not in {choice.suite}; using the newest, {name}")
+    log(f"lab: kernel {name} {found[name]} ({choice.suite})")
+    return name, found[name]
+
+
+def _fetch(apt: PrivateApt, packages: dict[str, str], debs: Path, log: Log) -> dict[str, Path]:
+    """The .deb of each package (name -> version), downloading those not yet in `debs`."""
+    debs.mkdir(parents=True, exist_ok=True)
+    for stale in debs.glob(".partial-*"):  # left by a killed build; we hold the lock
+        shutil.rmtree(stale, ignore_errors=True)
+    specs = {name.split(":")[0]: f"{name}={version}" for name, version in packages.items()}
+    files = apt.deb_files(specs.values())
+    lacking = set(specs) - {f.package for f in files}
+    if lacking:
+        raise LabBuildError(f"apt offers no .deb for {', '.join(sorted(lacking))}")
+    missing = [f for f in files if not _deb_ok(debs / f.filename, f)]
+    size = sum(f.size for f in missing)
+    log(f"lab: {len(files)} packages: {len(files) - len(missing)} cached in {debs}, "
+        f"{len(missing)} to download ({_mb(size)})")
+    if missing:
+        t0 = time.monotonic()
+        partial = Path(tempfile.mkdtemp(prefix=".partial-", dir=debs))
+        try:
+            apt.download([specs[f.package] for f in missing], partial)
+            for f in missing:
+                if not _deb_ok(partial / f.filename, f):
+                    raise LabBuildError(f"downloaded {f.filename} does not match the archive")
+                os.replace(partial / f.filename, debs / f.filename)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        secs = max(time.monotonic() - t0, 1e-3)
+        log(f"lab: downloaded {len(missing)} packages, {_mb(size)} in {secs:.1f} s "
+            f"({size / secs / 1e6:.1f} MB/s)")
+    return {f.package: debs / f.filename for f in files}
+
+
+def _deb_ok(path: Path, deb: DebFile) -> bool:
+    try:
+        if path.stat().st_size != deb.size:
+            return False
+    except FileNotFoundError:
+        return False
+    return deb.sha256 is None or file_digest(path) == deb.sha256
+
+
+def _unpack(debs: dict[str, Path], kernel_names: list[str], x: Path,
+            log: Log) -> tuple[dict[str, Kernel], Path]:
+    """Unpack each kernel into its own directory and the rest into one ppc64el root."""
+    t0 = time.monotonic()
+    log(f"lab: unpacking {len(debs)} packages ...")
+    root = x / "root"
+    userland = [deb for name, deb in debs.items() if name not in kernel_names]
+    with ThreadPoolExecutor(max_workers=len(kernel_names) + 1) as pool:
+        jobs = [pool.submit(_dpkg_extract, debs[name], dest=x / name) for name in kernel_names]
+        jobs.append(pool.submit(_dpkg_extract, *userland, dest=root))
+        for job in jobs:
+            job.result()
+    kernels = {name: _kernel(name, x / name) for name in kernel_names}
+    log(f"lab: unpacked {len(debs)} packages ({_secs(t0)})")
+    return kernels, root
+
+
+def _dpkg_extract(*debs: Path, dest: Path) -> None:
+    """Unpack each of `debs`, in order, into `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for deb in debs:
+        done = subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)],
+                              capture_output=True, text=True, errors="replace")
+        if done.returncode != 0:
+            raise LabBuildError(f"`dpkg-deb -x {deb}` failed: {done.stderr.strip()[-1000:]}")
+
+
+def _kernel(package: str, root: Path) -> Kernel:
+    """The vmlinux and decompressed KVM modules of an unpacked linux-image package."""
+    release = package.removeprefix("linux-image-")
+    vmlinux = root / "boot" / f"vmlinux-{release}"
+    if not vmlinux.is_file():
+        raise LabBuildError(f"{package} has no /boot/vmlinux-{release}")
+    kvm = root / "lib" / "modules" / release / "kernel" / "arch" / "powerpc" / "kvm"
+    modules = {}
+    for name in KVM_MODULES:
+        if (kvm / f"{name}.ko").is_file():
+            modules[name] = (kvm / f"{name}.ko").read_bytes()
+        elif (kvm / f"{name}.ko.xz").is_file():
+            modules[name] = lzma.decompress((kvm / f"{name}.ko.xz").read_bytes())
+        else:
+            raise LabBuildError(f"{package} has no {name}.ko or {name}.ko.xz in {kvm}")
+    return Kernel(package, release, vmlinux, modules)
+
+
+def _skeleton(root: Path, init: Path) -> Tree:
+    """busybox-static, the directories init mounts on, the console nodes and `init`."""
+    tree = Tree()
+    for name in ("bin", "sbin", "usr/bin", "usr/sbin", "dev", "proc", "sys", "run", "etc"):
+        tree.directory(name)
+    tree.directory("root", 0o700)
+    tree.directory("tmp", 0o1777)
+    tree.file("bin/busybox", _existing(root, "bin/busybox"), 0o755)
+    tree.symlink("bin/sh", "busybox")
+    tree.char_device("dev/console", 0o600, 5, 1)
+    tree.char_device("dev/null", 0o666, 1, 3)
+    tree.file("init", init, 0o755)
+    return tree
+
+
+def _l2_tree(root: Path) -> Tree:
+    return _skeleton(root, FILES / "l2-init")
+
+
+def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
+    """The L1 root: an L0 for L2 (QEMU, KVM modules, L2 images) that can kexec."""
+    tree = _skeleton(root, FILES / "l1-init")
+    for series, kernel in kernels.items():
+        for name, data in kernel.modules.items():
+            tree.file(f"lib/modules/{kernel.release}/{name}.ko", data)
+        tree.file(f"boot/vmlinux-{series}", out / f"vmlinux-{series}", 0o644)
+    tree.file("boot/l2.cpio.gz", out / L2_INITRD, 0o644)
+    tree.file("etc/powernest/kernels",
+              "".join(f"{s} {k.release}\n" for s, k in kernels.items()).encode())
+    programs = {
+        "usr/bin/qemu-system-ppc64": _existing(root, "usr/bin/qemu-system-ppc64"),
+        "sbin/kexec": _existing(root, "sbin/kexec", "usr/sbin/kexec"),
+    }
+    for path, program in programs.items():
+        tree.file(path, program, 0o755)
+    for soname, library in library_closure(root, programs.values()).items():
+        tree.file(f"{LIBDIR}/{soname}", library)
+    for program in programs.values():
+        interp = dynamic_info(program)[1]
+        if interp and PurePosixPath(interp).parent != PurePosixPath("/", LIBDIR):
+            name = PurePosixPath(interp).name
+            tree.symlink(interp, os.path.relpath(f"/{LIBDIR}/{name}", PurePosixPath(interp).parent))
+    for firmware in ("vof.bin", "slof.bin"):
+        tree.file(f"usr/share/qemu/{firmware}", _existing(root, f"usr/share/qemu/{firmware}"),
+                  0o644)
+    tree.file("usr/bin/mkself", FILES / "mkself", 0o755)
+    return tree
+
+
+def _existing(root: Path, *paths: str) -> Path:
+    """The first of `paths` that is a file in the unpacked root (symlinks followed inside)."""
+    for path in paths:
+        found = resolve_in(root, path)
+        if found.is_file():
+            return found
+    raise LabBuildError(f"none of {', '.join('/' + p for p in paths)} is in the unpacked "
+                        f"packages under {root}")
+
+
+def _write(tree: Tree, dest: Path, log: Log) -> None:
+    t0 = time.monotonic()
+    unpacked = tree.write_gz(dest)
+    log(f"lab: wrote {dest.name}: {_mb(dest.stat().st_size)} ({_mb(unpacked)} unpacked, "
+        f"{len(tree.entries)} entries, {_secs(t0)})")
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _secs(t0: float) -> str:
+    return f"{time.monotonic() - t0:.1f} s"
