@@ -118,7 +118,8 @@ def test_bad_inventory_stops_pytest_before_any_test_without_traceback(tmp_path: 
 
 def test_cli_inventory_check(tmp_path: Path) -> None:
     bad = write(tmp_path, "hosts:\n  - {name: a, kind: tcg, cpu: power9, memory: 2G, x: 1}\n")
-    done = subprocess.run([str(Path(sys.executable).parent / "powernest"), "inventory", "check", str(bad)],
+    powernest = str(Path(sys.executable).parent / "powernest")
+    done = subprocess.run([powernest, "inventory", "check", str(bad)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "hosts['a'].x" in done.stderr
     assert "Traceback" not in done.stderr

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from powernest.nested import (
+    API,
     CAP_RULES,
     DEVIATIONS,
     FALLBACK_TO_V1,
     L1_RULES,
     NO_NESTING,
-    API,
     cap_rule,
     l1_expectation,
     observed_api,

@@ -34,11 +34,11 @@ from powernest.console import (
     tail,
 )
 from powernest.qemu import GuestSpec, errors
-from powernest.shell import CommandFailed, Result, Shell, quote
+from powernest.shell import CommandFailed, CommandTimeout, Result, Shell, quote
 
-L1_READY = r"POWERNEST-L1-READY kernel=(\S+)"
+L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
 L1_PROMPT = "powernest-l1# "
-L2_READY = r"POWERNEST-L2-READY kernel=(\S+)"
+L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
 L2_DATA_DIR = "/usr/share/qemu"
 L2_KERNEL = "/boot/vmlinux-6.12"
@@ -101,10 +101,10 @@ class L1Guest:
     def wait_ready(self, timeout: float) -> None:
         """Wait for a (re)booted L1 kernel's banner and take over its shell."""
         assert self.console is not None
-        match = self.console.expect(L1_READY, timeout)
-        self.kernel_release = match[1]
+        self.console.expect(L1_READY, timeout)
         self._shell = ConsoleShell(self.console, self.spec.name, self.command_timeout)
         self._shell.attach(L1_PROMPT, timeout)
+        self.kernel_release = self._shell.run(["uname", "-r"], check=True).stdout.strip()
 
     def run(self, argv: Sequence[str], timeout: float | None = None,
             check: bool = False) -> Result:
@@ -249,7 +249,20 @@ class L2Guest:
         """The cpuinfo lines the L2 init printed at boot."""
         start = re.search(L2_READY, self.text)
         end = self.text.find(L2_CPUINFO_END)
-        return self.text[start.end():end].replace("\r", "").strip() if start and end > 0 else ""
+        if not start or end < 0:
+            return ""
+        lines = self.text[start.end():end].replace("\r", "").splitlines()[1:]
+        return "\n".join(lines)
+
+    def hardware_name(self) -> str:
+        """The L2 kernel's `Hardware name:` boot line, as its console printed it.
+
+        `hv:linux,kvm` there means a KVM hypervisor: Linux
+        (arch/powerpc/platforms/pseries/setup.c) prints `hv:<compatible>` from the
+        device tree's /hypervisor node, which QEMU adds only under KVM.
+        """
+        match = re.search(r"Hardware name: [^\r\n]*", self.text)
+        return match[0] if match else ""
 
     def running(self) -> bool:
         script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'
@@ -263,3 +276,7 @@ class L2Guest:
             self.poll()
         if self.spec.pidfile:
             kill_pidfile(self.l1.shell, self.spec.pidfile)
+        # The L1 kernel destroys the VM once QEMU is gone; wait for that.
+        script = 'for i in $(seq 50); do pgrep -f "$1" >/dev/null || exit 0; sleep 0.2; done'
+        with contextlib.suppress(ConsoleError, CommandTimeout):
+            self.l1.run(["sh", "-c", script, "sh", f"-name {self.spec.name} "], timeout=30)

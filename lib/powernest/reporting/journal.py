@@ -19,10 +19,10 @@ from typing import Any
 JOURNAL = "results.jsonl"
 
 
-def append(path: Path, event: str, **data: Any) -> None:
+def append(journal: Path, event: str, **data: Any) -> None:
     """Append one event as a single write, flushed and synced to disk."""
     line = json.dumps({"event": event, **data}, sort_keys=True) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
         os.fsync(fd)

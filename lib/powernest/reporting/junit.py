@@ -10,6 +10,7 @@ no properties on a testcase).  Logs stay files; only their paths are written.
 from __future__ import annotations
 
 import os
+import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
@@ -18,6 +19,13 @@ from powernest.reporting.journal import Case, Run
 
 INTERRUPTED = "run interrupted"
 _MAX_DETAILS = 20000
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean(text: str) -> str:
+    """Console text made fit for XML 1.0: terminal escapes and control characters go."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
 def _counts(cases: list[Case]) -> dict[str, str]:
@@ -39,20 +47,21 @@ def _shared(cases: list[Case]) -> dict[str, str]:
 def _testcase(case: Case, shared: dict[str, str]) -> ET.Element:
     el = ET.Element("testcase", name=case.name, classname=case.classname,
                     time=f"{case.duration:.3f}")
-    details = case.details[-_MAX_DETAILS:]
+    details = clean(case.details[-_MAX_DETAILS:])
+    message = clean(case.message)
     if case.outcome == "failed":
-        ET.SubElement(el, "failure", message=case.message, type="failure").text = details
+        ET.SubElement(el, "failure", message=message, type="failure").text = details
     elif case.outcome == "error":
-        ET.SubElement(el, "error", message=case.message, type="error").text = details
+        ET.SubElement(el, "error", message=message, type="error").text = details
     elif case.outcome == "interrupted":
         ET.SubElement(el, "error", message=INTERRUPTED, type="interrupted").text = (
             "The run ended while this case was running (controller killed or lost); "
             "its console logs are attached.")
     elif case.outcome == "skipped":
-        ET.SubElement(el, "skipped", message=case.message, type="skipped")
+        ET.SubElement(el, "skipped", message=message, type="skipped")
     elif case.outcome == "xfailed":
-        ET.SubElement(el, "skipped", message=case.message, type="known-deviation").text = details
-    lines = [f"[[PROPERTY|{k}={v}]]" for k, v in sorted(case.properties.items())
+        ET.SubElement(el, "skipped", message=message, type="known-deviation").text = details
+    lines = [f"[[PROPERTY|{k}={clean(v)}]]" for k, v in sorted(case.properties.items())
              if shared.get(k) != v]
     lines += [f"[[ATTACHMENT|{p}]]" for p in case.attachments]
     if lines:
@@ -77,7 +86,7 @@ def build(run: Run, hostname: str = "") -> ET.ElementTree:
         if shared:
             props = ET.SubElement(suite, "properties")
             for k, v in sorted(shared.items()):
-                ET.SubElement(props, "property", name=k, value=v)
+                ET.SubElement(props, "property", name=k, value=clean(v))
         for case in cases:
             suite.append(_testcase(case, shared))
     ET.indent(root)
