@@ -70,6 +70,7 @@ class Host(_Model):
     l1_kernel: Literal["6.12", "6.1"] = "6.12"
     qemu: str = "qemu-system-ppc64"
     memory: str = "4G"
+    l1_machine: tuple[str, ...] = ()   # extra -M pseries properties for L1, after the cap
     allow_kexec: bool | None = None
     ssh: Ssh | None = None
     timeouts: Timeouts = Timeouts()

@@ -301,15 +301,22 @@ def pool(run_context: RunContext, lab: LabImages,
     p.close()
 
 
+def _host_of(request: pytest.FixtureRequest) -> Host | None:
+    params = getattr(request.node, "callspec", None)
+    params = params.params if params else {}
+    if isinstance(params.get("target"), Target):
+        return params["target"].host
+    return params.get("host")
+
+
 @pytest.fixture
 def host_session(request: pytest.FixtureRequest,
                  host_sessions: dict[str, HostSession]) -> HostSession:
     """The connected host of this case (from its `target` or `host` parameter)."""
-    params = request.node.callspec.params
-    host = params["target"].host if "target" in params else params["host"]
-    session = _session_getter(host_sessions)(host)
-    request.node.user_properties.append(("l0", session.l0))
-    return session
+    host = _host_of(request)
+    if host is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: host_session needs a host or target")
+    return _session_getter(host_sessions)(host)
 
 
 @pytest.fixture(scope="session")
@@ -332,8 +339,13 @@ def l2(l1: L1Guest, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
 
 
 @pytest.fixture(autouse=True)
-def _case_records(request: pytest.FixtureRequest, run_context: RunContext) -> Iterator[None]:
-    """After a case: attach the console logs of the guests it used, record their kernels."""
+def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
+                  host_sessions: dict[str, HostSession]) -> Iterator[None]:
+    """Record the case's L0; afterwards attach the logs of the guests it used, and their kernels."""
+    host = _host_of(request)
+    if host is not None:
+        session = _session_getter(host_sessions)(host)
+        request.node.user_properties.append(("l0", session.l0))
     yield
     for value in request.node.funcargs.values():
         if isinstance(value, L1Guest | L2Guest):

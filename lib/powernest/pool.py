@@ -54,7 +54,8 @@ class L1Pool:
         offered = target.api if cap is None else cap
         name = name or f"pn.{self.run_id}.{target.id}.l1-{next(self._ids)}"
         return GuestSpec(name=name, kernel=images.kernels[kernel], initrd=images.l1_initrd,
-                         machine_props=(f"{offered.cap}=on",), accel="tcg",
+                         machine_props=(f"{offered.cap}=on", *target.host.l1_machine),
+                         accel="tcg",
                          cpu=target.host.cpu, memory=target.host.memory,
                          qemu=target.host.qemu, pidfile=f"/tmp/{name}.pid")
 
