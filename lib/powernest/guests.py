@@ -122,6 +122,42 @@ class L1Guest:
     def dmesg(self) -> str:
         return self.run(["dmesg"], check=True).stdout
 
+    def reload_kvm_hv(self) -> Result:
+        """rmmod kvm-hv and insmod it again, without a kexec."""
+        self.run(["rmmod", "kvm_hv"], check=True)
+        return self.run(["insmod", f"/lib/modules/{self.kernel_release}/kvm-hv.ko"])
+
+    def kexec(self, kernel: str, timeout: float) -> None:
+        """kexec into /boot/vmlinux-<kernel> with this L1's own files as initramfs.
+
+        The initramfs L0 passed is gone once L1 runs, so `mkself` rebuilds one
+        from the running root.  `--mem-min` keeps the new images away from the
+        old kernel's low memory (see LAB-NOTES: without it kexec -e hangs).
+        """
+        self.run(["mkself", "/tmp/self.cpio"], timeout=timeout, check=True)
+        self.run(["kexec", "--mem-min=0x10000000", "-l", f"/boot/vmlinux-{kernel}",
+                  "--initrd=/tmp/self.cpio", f"--append={self.spec.append}"],
+                 timeout=timeout, check=True)
+        self._restart("kexec -e", timeout)
+
+    def reboot(self, timeout: float) -> None:
+        """`reboot -f`: a machine reset; L0 boots the L1 it was started with again."""
+        self._restart("reboot -f", timeout)
+
+    def _restart(self, command: str, timeout: float) -> None:
+        assert self.console is not None
+        self.console.sendline(command)
+        try:
+            self.wait_ready(timeout)
+        except ConsoleTimeout as exc:
+            text = self.console.tail(200)
+            after = text.rsplit("Starting new kernel", 1)
+            if command.startswith("kexec") and len(after) == 2 and "Linux version" not in after[1]:
+                raise ConsoleTimeout(f"{self.spec.name}: kexec hung: the console stopped after "
+                                     f"'Starting new kernel' and no kernel started\n{exc}",
+                                     exc.log) from None
+            raise
+
     def next_l2_name(self) -> str:
         return f"l2-{next(self._l2_ids)}"
 

@@ -209,4 +209,29 @@ IDLE_L2_SPINS = Deviation(
     "measured with QEMU 10.0.2 (TCG L0) and Linux 6.12.95 L1/L2: L2 vCPU thread stime "
     "+300 ticks in 3 s, no answer in 40 s, also with nohz=off in the L2")
 
-DEVIATIONS: tuple[Deviation, ...] = (VPA_ELEMENT, TLB_INVALIDATE, IDLE_L2_SPINS)
+SET_CAPABILITIES_ONCE = Deviation(
+    "qemu-v2-set-capabilities-once", API.V2, (9, 0), None,
+    "QEMU accepts H_GUEST_SET_CAPABILITIES only once per machine reset and answers a "
+    "second call with H_STATE, so an L1 whose kvm-hv already registered loses KVM after "
+    "a kexec or a kvm-hv reload until the next reset",
+    re.compile(r"kvm-hv: Could not configure parent hypervisor capabilities \(rc=-75\)"),
+    "QEMU hw/ppc/spapr_nested.c h_guest_set_capabilities (capabilities_set, cleared only "
+    "in spapr_nested_reset); measured on QEMU 10.0.2, 6 of 6 kexecs; a QEMU with that "
+    "check removed kept KVM across the kexec (LAB-NOTES)")
+
+DEVIATIONS: tuple[Deviation, ...] = (VPA_ELEMENT, TLB_INVALIDATE, IDLE_L2_SPINS,
+                                     SET_CAPABILITIES_ONCE)
+
+
+def registers(offered: API, kernel: str, kvm_hv_loaded: bool) -> bool:
+    """Whether loading kvm-hv in `kernel` registered with L0 (H_GUEST_SET_CAPABILITIES)."""
+    return offered is API.V2 and kvm_hv_loaded and API.V2 in KERNEL_APIS[kernel]
+
+
+def registers_again(offered: API, registered_before: bool, kernel: str) -> bool:
+    """Whether `kernel` calls H_GUEST_SET_CAPABILITIES a second time since the last reset.
+
+    A v2-capable kernel registers when kvm-hv loads under v2; `registered_before`
+    says an earlier kernel (or kvm-hv load) in this machine's life already did.
+    """
+    return offered is API.V2 and registered_before and API.V2 in KERNEL_APIS[kernel]

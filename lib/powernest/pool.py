@@ -84,6 +84,11 @@ class L1Pool:
         if guest in self._guests:
             self._guests.remove(guest)
 
+    def forget(self, guest: L1Guest | L2Guest) -> None:
+        """Drop a guest that is already gone (e.g. an L2 whose L1 kernel was replaced)."""
+        if guest in self._guests:
+            self._guests.remove(guest)
+
     def close(self) -> None:
         """Stop every guest, L2s first; never raises."""
         for guest in reversed(self._guests):

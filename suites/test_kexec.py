@@ -1,0 +1,163 @@
+"""API fallback when a kernel is exec'd: kexec an L1 into a kernel with or without
+API v2 (or the same one again), reload kvm-hv, reset the machine, and check
+each time that the running kernel's API and KVM state are what the
+expectations table says for the API its L0 offers.
+
+Each (target, scenario) gets an L1 of its own; the scenario runs once and the
+cases below check what it observed at each stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from powernest.console import ConsoleError
+from powernest.guests import L1Guest
+from powernest.hosts import HostSession
+from powernest.inventory import Kind
+from powernest.nested import (
+    API,
+    SET_CAPABILITIES_ONCE,
+    l1_expectation,
+    observed_api,
+    registers,
+    registers_again,
+)
+from powernest.plugin import expect_deviations
+from powernest.pool import L1Pool, Target
+
+pytestmark = [pytest.mark.kexec, pytest.mark.nightly]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Boot `first`; then kexec into `then` (None: rmmod and insmod kvm-hv instead)."""
+
+    id: str
+    first: str
+    then: str | None
+    l2_running: bool = False
+
+
+SCENARIOS = [
+    Scenario("6.12-to-6.1", "6.12", "6.1"),
+    Scenario("6.1-to-6.12", "6.1", "6.12"),
+    Scenario("6.12-to-6.12", "6.12", "6.12"),
+    Scenario("6.12-to-6.12-l2-running", "6.12", "6.12", l2_running=True),
+    Scenario("kvm-hv-reload", "6.12", None),
+]
+PREMERGE = "6.12-to-6.12"
+
+
+@dataclass
+class Stage:
+    """What one kernel in the chain did when kvm-hv loaded, and whether an L2 ran."""
+
+    kernel: str
+    kvm_hv_loaded: bool
+    dmesg: str
+    l2_ok: bool
+    l2_detail: str
+    registered_before: bool   # a v2 kernel had registered with L0 earlier since reset
+
+    def api(self) -> API | None:
+        return observed_api(self.dmesg, self.kernel, self.kvm_hv_loaded)
+
+    def kvm_lines(self) -> str:
+        return "\n".join(line for line in self.dmesg.splitlines() if "kvm" in line.lower())
+
+
+def _try_l2(pool: L1Pool, l1: L1Guest, target: Target) -> tuple[bool, str]:
+    try:
+        l2 = pool.boot_l2(l1, target)
+    except ConsoleError as exc:
+        return False, str(exc).splitlines()[0] + "\n" + str(exc)[-800:]
+    ok = "hv:linux,kvm" in l2.hardware_name()
+    pool.stop(l2)
+    return ok, l2.hardware_name()
+
+
+def _observe(pool: L1Pool, l1: L1Guest, target: Target, registered_before: bool,
+             loaded: bool) -> Stage:
+    dmesg = l1.dmesg()
+    l2_ok, detail = _try_l2(pool, l1, target)
+    return Stage(l1.kernel, loaded, dmesg, l2_ok, detail, registered_before)
+
+
+@pytest.fixture(scope="session")
+def chain(target: Target, scenario: Scenario, pool: L1Pool) -> Iterator[dict[str, Stage]]:
+    """Run the scenario on a fresh L1; yield its stages: boot, after, reset."""
+    if not target.host.kexec_allowed and scenario.then is not None:
+        pytest.skip(f"{target.host.name} does not allow kexec (allow_kexec: false)")
+    if target.host.kind is Kind.POWERVM:
+        pytest.skip("powervm hosts are driven over SSH (not an emulated L0)")
+    timeout = target.host.timeouts.l1_boot
+    l1 = pool.boot(target, pool.l1_spec(target, kernel=scenario.first))
+    try:
+        stages: dict[str, Stage] = {}
+        loaded = l1.load_kvm().ok
+        if scenario.l2_running:
+            running = pool.boot_l2(l1, target)
+        stages["boot"] = _observe(pool, l1, target, False, loaded)
+        first = stages["boot"]
+        before = registers(target.api, first.kernel, first.kvm_hv_loaded)
+        if scenario.then is None:
+            loaded = l1.reload_kvm_hv().ok
+        else:
+            l1.kexec(scenario.then, timeout)
+            loaded = l1.load_kvm().ok
+        if scenario.l2_running:
+            pool.forget(running)  # it went away with the kernel that ran it
+        stages["after"] = _observe(pool, l1, target, before, loaded)
+        l1.reboot(timeout)
+        loaded = l1.load_kvm().ok
+        stages["reset"] = _observe(pool, l1, target, False, loaded)
+        yield stages
+    finally:
+        pool.stop(l1)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "scenario" in metafunc.fixturenames:
+        params = [pytest.param(s, id=s.id, marks=[pytest.mark.premerge] if s.id == PREMERGE
+                               else []) for s in SCENARIOS]
+        metafunc.parametrize("scenario", params, scope="session")
+
+
+def _check(stage: Stage, target: Target, what: str) -> None:
+    expected = l1_expectation(target.api, stage.kernel)
+    assert stage.api() == expected.api, (
+        f"{what}: L1 {stage.kernel} uses {stage.api()} under {target.api.cap}=on, expected "
+        f"{expected.api} ({expected.source}); kvm lines:\n{stage.kvm_lines()}")
+    for line in expected.present:
+        assert line in stage.dmesg, f"{what}: missing {line!r}; kvm lines:\n{stage.kvm_lines()}"
+    for line in expected.absent:
+        assert line not in stage.dmesg, (
+            f"{what}: unexpected {line!r}; kvm lines:\n{stage.kvm_lines()}")
+    assert stage.l2_ok == expected.kvm, (
+        f"{what}: an L2 {'did not boot' if expected.kvm else 'booted'} in L1 {stage.kernel}, "
+        f"expected {'KVM' if expected.kvm else 'no KVM'}:\n{stage.l2_detail}")
+
+
+def _deviations(request: pytest.FixtureRequest, stage: Stage, target: Target,
+                session: HostSession) -> None:
+    if registers_again(target.api, stage.registered_before, stage.kernel):
+        expect_deviations(request, (SET_CAPABILITIES_ONCE,), target.api, session)
+
+
+def test_first_kernel(chain: dict[str, Stage], target: Target) -> None:
+    _check(chain["boot"], target, "first boot")
+
+
+def test_after_kexec_or_reload(chain: dict[str, Stage], target: Target,
+                               host_session: HostSession,
+                               request: pytest.FixtureRequest) -> None:
+    _deviations(request, chain["after"], target, host_session)
+    _check(chain["after"], target, "after kexec / kvm-hv reload")
+
+
+def test_reset_restores_kvm(chain: dict[str, Stage], target: Target) -> None:
+    _check(chain["reset"], target, "after reboot -f")
