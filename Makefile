@@ -20,11 +20,16 @@ setup: $(VENV)/.installed
 lab: setup
 	$(VENV)/bin/powernest lab build
 
+# Hosts run side by side (pytest-xdist, one group per host) when there are several.
+XDIST = $(shell $(VENV)/bin/powernest inventory xdist-args $(INVENTORY) --hosts '$(HOSTS)')
+HOSTS ?=
+SELECT = --inventory $(INVENTORY) $(if $(HOSTS),--hosts $(HOSTS))
+
 run: lab
-	$(PYTEST) suites --inventory $(INVENTORY) $(PYTEST_ARGS)
+	$(PYTEST) suites $(SELECT) $(XDIST) $(PYTEST_ARGS)
 
 premerge: lab
-	$(PYTEST) suites --inventory $(INVENTORY) -m premerge $(PYTEST_ARGS)
+	$(PYTEST) suites $(SELECT) $(XDIST) -m premerge $(PYTEST_ARGS)
 
 test: lab
 	$(PYTEST) -p no:powernest tests $(PYTEST_ARGS)

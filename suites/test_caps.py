@@ -33,7 +33,8 @@ def test_cap_acceptance(host: Host, host_session: HostSession, run_context: RunC
         pytest.skip(f"under KVM the guest CPU is the host's ({host.cpu})")
     accel = "kvm" if host.kind is Kind.KVM else "tcg"
     rule = cap_rule(cpu, caps, accel)
-    spec = GuestSpec(name=f"pn.{run_context.run_id}.{host.name}.caps", kernel="",
+    spec = GuestSpec(name=f"pn.{run_context.run_id}.{host.name}.caps-{_case_id(case)}",
+                     kernel="",
                      qemu=host.qemu, cpu=cpu, accel=accel,
                      machine_props=tuple(f"{a.cap}=on" for a in API if a in caps))
     check = check_start(host_session.shell, spec)

@@ -60,6 +60,23 @@ def inventory_check(file: Path) -> None:
         click.echo(f"{host.name:20} {host.kind.value:8} {host.cpu:8} {apis:22} {where}")
 
 
+@inventory.command("xdist-args")
+@click.argument("file", type=click.Path(path_type=Path), default=Path("hosts.yaml"))
+@click.option("--hosts", default="", help="Comma-separated host names (default: all).")
+def inventory_xdist_args(file: Path, hosts: str) -> None:
+    """Print the pytest-xdist options that run the hosts side by side (one worker each).
+
+    Prints nothing for a single host, so `make run` stays a plain pytest run.
+    """
+    try:
+        selected = load_inventory(file).select([n for n in hosts.split(",") if n])
+    except InventoryError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(1)
+    if len(selected) > 1:
+        click.echo(f"-n {len(selected)} --dist loadgroup")
+
+
 @main.group()
 def report() -> None:
     """Reports: rebuild JUnit from a run's journal."""

@@ -146,8 +146,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                              scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark cases with their API and group them per host for pytest-xdist."""
+    """Mark cases with their API and group them per host for pytest-xdist.
+
+    Runs first: xdist reads the groups in its own hook of the same name.
+    """
     for item in items:
         params = getattr(item, "callspec", None)
         target = params.params.get("target") if params else None
@@ -172,6 +176,7 @@ def _case_info(nodeid: str, ctx: RunContext) -> tuple[str, dict[str, str]]:
     name, so this works in the controller of a pytest-xdist run, which never
     collects the items themselves.
     """
+    nodeid = test_id(nodeid)
     param = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
     props = {"run_id": ctx.run_id}
     hosts = sorted(ctx.hosts, key=lambda h: len(h.name), reverse=True)
@@ -185,6 +190,12 @@ def _case_info(nodeid: str, ctx: RunContext) -> tuple[str, dict[str, str]]:
         return host.name, props
     props["api"] = api.value
     return f"{host.name}/{api.value}", props
+
+
+def test_id(nodeid: str) -> str:
+    """A nodeid without the `@group` suffix pytest-xdist's loadgroup adds."""
+    head, sep, tail = nodeid.rpartition("]@")
+    return head + "]" if sep and "/" not in tail and "::" not in tail else nodeid
 
 
 def _classname(nodeid: str) -> str:
@@ -233,7 +244,7 @@ class JournalWriter:
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         suite, props = _case_info(nodeid, self.ctx)
         journal.append(self.ctx.journal, "start", nodeid=nodeid,
-                       name=nodeid.split("::")[-1], classname=_classname(nodeid),
+                       name=test_id(nodeid).split("::")[-1], classname=_classname(nodeid),
                        suite=suite, properties=props)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -295,8 +306,10 @@ def _session_getter(sessions: dict[str, HostSession]) -> Any:
 def pool(run_context: RunContext, lab: LabImages,
          host_sessions: dict[str, HostSession]) -> Iterator[L1Pool]:
     """Boots guests for the run and kills them all at its end."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     p = L1Pool(run_context.run_id, run_context.console_dir, lab,
-               _session_getter(host_sessions), on_console=run_context.attach)
+               _session_getter(host_sessions), on_console=run_context.attach,
+               worker=worker)
     yield p
     p.close()
 

@@ -43,6 +43,7 @@ class L1Pool:
     lab: LabImages
     session_for: Callable[[Host], HostSession]
     on_console: Callable[[Path], None] = lambda path: None
+    worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
     _guests: list[L1Guest | L2Guest] = field(default_factory=list)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -52,7 +53,8 @@ class L1Pool:
         session = self.session_for(target.host)
         images = session.images(self.lab)
         offered = target.api if cap is None else cap
-        name = name or f"pn.{self.run_id}.{target.id}.l1-{next(self._ids)}"
+        worker = f"{self.worker}-" if self.worker else ""
+        name = name or f"pn.{self.run_id}.{target.id}.l1-{worker}{next(self._ids)}"
         return GuestSpec(name=name, kernel=images.kernels[kernel], initrd=images.l1_initrd,
                          machine_props=(f"{offered.cap}=on", *target.host.l1_machine),
                          accel="tcg",

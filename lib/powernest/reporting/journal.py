@@ -80,7 +80,8 @@ def read(path: Path) -> Run:
         if case is None:
             case = run.cases[nodeid] = Case(nodeid, ev.get("name", nodeid),
                                             ev.get("classname", ""), ev.get("suite", ""))
-        if kind == "start":
+        if kind == "start":  # under pytest-xdist an attach event may come first
+            case.name, case.classname, case.suite = ev["name"], ev["classname"], ev["suite"]
             case.properties.update(ev.get("properties", {}))
         elif kind == "attach":
             if ev["path"] not in case.attachments:

@@ -1,0 +1,116 @@
+"""Guest lifecycle inside one L1: L2s in sequence and side by side, two vCPUs,
+a reboot from inside, a SIGKILLed L2 QEMU, memory sizes.  After each, the L1
+must still be healthy: no crash in its kernel log and KVM still usable.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from powernest.console import find_failure
+from powernest.guests import L1Guest, L2Guest
+from powernest.hosts import HostSession
+from powernest.nested import API, IDLE_L2_SPINS
+from powernest.plugin import expect_deviations
+from powernest.pool import L1Pool, Target
+
+pytestmark = pytest.mark.nightly
+
+_smp2_boot: dict[tuple[str, API], float] = {}   # (host, api) -> seconds, for the v2/v1 ratio
+
+
+def assert_l1_healthy(l1: L1Guest) -> None:
+    """No panic, oops, lockup or stall in the L1's log; kvm-hv loaded, /dev/kvm there."""
+    dmesg = l1.dmesg()
+    failure = find_failure(dmesg)
+    assert failure is None, f"L1 kernel log shows a {failure[0]}:\n{dmesg[failure[1]:][:3000]}"
+    assert l1.kvm_hv_loaded() and l1.run(["test", "-c", "/dev/kvm"]).ok
+
+
+def assert_under_kvm(l2: L2Guest) -> None:
+    assert "hv:linux,kvm" in l2.hardware_name(), f"{l2.spec.name}: {l2.hardware_name()!r}"
+
+
+def test_four_l2s_one_after_another(l1: L1Guest, target: Target, pool: L1Pool) -> None:
+    for _ in range(4):
+        l2 = pool.boot_l2(l1, target)
+        assert_under_kvm(l2)
+        pool.stop(l2)
+    assert_l1_healthy(l1)
+
+
+def test_two_l2s_at_once(l1: L1Guest, target: Target, pool: L1Pool) -> None:
+    first = pool.boot_l2(l1, target)
+    second = pool.boot_l2(l1, target)
+    try:
+        assert first.running() and second.running()
+        assert_under_kvm(first)
+        assert_under_kvm(second)
+    finally:
+        pool.stop(second)
+        pool.stop(first)
+    assert_l1_healthy(l1)
+
+
+def test_l2_with_two_vcpus(l1: L1Guest, target: Target, pool: L1Pool,
+                           record_property: pytest.RecordProperty) -> None:
+    l2 = pool.boot_l2(l1, target, smp=2)
+    try:
+        assert_under_kvm(l2)
+        seconds = round(l2.boot_seconds, 1)
+    finally:
+        pool.stop(l2)
+    record_property("l2_smp2_boot_seconds", seconds)
+    _smp2_boot[(target.host.name, target.api)] = seconds
+    v1 = _smp2_boot.get((target.host.name, API.V1))
+    v2 = _smp2_boot.get((target.host.name, API.V2))
+    if v1 and v2:
+        record_property("l2_smp2_boot_ratio_v2_v1", round(v2 / v1, 2))
+    assert_l1_healthy(l1)
+
+
+def test_l2_reboots_from_inside(l1: L1Guest, target: Target, pool: L1Pool,
+                                host_session: HostSession,
+                                request: pytest.FixtureRequest) -> None:
+    expect_deviations(request, (IDLE_L2_SPINS,), target.api, host_session)
+    l2 = pool.boot_l2(l1, target)
+    try:
+        first_boot = l2.wait_for(r"POWERNEST-L2-READY", 5)
+        l2.send("reboot -f")
+        l2.wait_for(r"POWERNEST-L2-READY", 60, since=first_boot.end())
+        assert l2.running()
+    finally:
+        pool.stop(l2)
+    assert_l1_healthy(l1)
+
+
+def test_new_l2_after_sigkill(target: Target, pool: L1Pool) -> None:
+    l1 = pool.boot(target)
+    try:
+        assert l1.load_kvm().ok
+        victim = pool.boot_l2(l1, target)
+        pid = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout.strip()
+        l1.run(["kill", "-9", pid], check=True)
+        assert not l1.run(["sh", "-c", f"sleep 1; kill -0 {int(pid)}"]).ok, "L2 survived"
+        pool.forget(victim)
+        fresh = pool.boot_l2(l1, target)
+        assert_under_kvm(fresh)
+        pool.stop(fresh)
+        assert_l1_healthy(l1)
+    finally:
+        pool.stop(l1)
+
+
+@pytest.mark.parametrize("memory", ["256M", "1G", "2G"])
+def test_l2_memory_size(l1: L1Guest, target: Target, pool: L1Pool, memory: str) -> None:
+    l2 = pool.boot_l2(l1, target, memory=memory)
+    try:
+        assert_under_kvm(l2)
+        sizes = {"256M": 256, "1G": 1024, "2G": 2048}
+        seen = [line for line in l2.text.splitlines() if "Memory:" in line and "K/" in line]
+        assert seen, "the L2 kernel printed no Memory: line"
+        total_kb = int(seen[0].split("K/")[1].split("K")[0])
+        assert abs(total_kb / 1024 - sizes[memory]) < sizes[memory] * 0.05, seen[0]
+    finally:
+        pool.stop(l2)
+    assert_l1_healthy(l1)
