@@ -9,7 +9,7 @@ import pytest
 
 from powernest.hosts import HostSession
 from powernest.inventory import CPU_MODELS, Host, Kind
-from powernest.nested import API, cap_rule
+from powernest.nested import API, cap_rule, l0_supports, unsupported_reason
 from powernest.plugin import RunContext
 from powernest.qemu import GuestSpec, check_start
 
@@ -31,11 +31,17 @@ def test_cap_acceptance(host: Host, host_session: HostSession, run_context: RunC
         pytest.skip("a powervm host has no L0 QEMU to start")
     if host.kind is Kind.KVM and cpu != host.cpu:
         pytest.skip(f"under KVM the guest CPU is the host's ({host.cpu})")
+    missing = [a for a in caps if not l0_supports(a, host_session.qemu_version)]
+    if missing and host_session.qemu_version:
+        pytest.skip(unsupported_reason(missing[0], host_session.qemu_version))
+    if not host_session.has_cpu(cpu):
+        pytest.skip(f"{host_session.l0} has no {cpu} CPU model")
     accel = "kvm" if host.kind is Kind.KVM else "tcg"
     rule = cap_rule(cpu, caps, accel)
     spec = GuestSpec(name=f"pn.{run_context.run_id}.{host.name}.caps-{_case_id(case)}",
                      kernel="",
-                     qemu=host.qemu, cpu=cpu, accel=accel,
+                     qemu=host_session.qemu, data_dir=host.qemu_data_dir, cpu=cpu,
+                     accel=accel,
                      machine_props=tuple(f"{a.cap}=on" for a in API if a in caps))
     check = check_start(host_session.shell, spec)
     said = "\n".join(check.errors) or "(no error)"

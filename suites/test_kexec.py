@@ -26,7 +26,7 @@ from powernest.nested import (
     registers,
     registers_again,
 )
-from powernest.plugin import expect_deviations
+from powernest.plugin import expect_deviations, skip_unless_offered
 from powernest.pool import L1Pool, Target
 
 pytestmark = [pytest.mark.kexec, pytest.mark.nightly]
@@ -94,6 +94,7 @@ def chain(target: Target, scenario: Scenario, pool: L1Pool) -> Iterator[dict[str
         pytest.skip(f"{target.host.name} does not allow kexec (allow_kexec: false)")
     if target.host.kind is Kind.POWERVM:
         pytest.skip("powervm hosts are driven over SSH (not an emulated L0)")
+    skip_unless_offered(target, pool.session_for(target.host))
     timeout = target.host.timeouts.l1_boot
     l1 = pool.boot(target, pool.l1_spec(target, kernel=scenario.first))
     try:

@@ -77,7 +77,7 @@ def test_l2_reboots_from_inside(l1: L1Guest, target: Target, pool: L1Pool,
     try:
         first_boot = l2.wait_for(r"POWERNEST-L2-READY", 5)
         l2.send("reboot -f")
-        l2.wait_for(r"POWERNEST-L2-READY", 60, since=first_boot.end())
+        l2.wait_for(r"POWERNEST-L2-READY", 45, since=first_boot.end())
         assert l2.running()
     finally:
         pool.stop(l2)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from powernest import qemu
-from powernest.inventory import Host, Kind
-from powernest.lab import LabImages
+from powernest.inventory import Host, InventoryError, Kind
+from powernest.lab import LabImages, find_lab
 from powernest.local import LocalShell
 from powernest.shell import Shell
 
@@ -42,6 +42,21 @@ def shell_for(host: Host) -> Shell:
                     keepalive=s.keepalive)
 
 
+def resolve_qemu(host: Host) -> str:
+    """The host's QEMU binary; `lab:NAME` is a file of the local lab build."""
+    if not host.qemu.startswith("lab:"):
+        return host.qemu
+    if host.ssh is not None:
+        raise InventoryError(f"host {host.name}: qemu {host.qemu!r} is a lab file, "
+                             "which only a local host can use")
+    lab = find_lab()
+    path = lab.root / host.qemu.removeprefix("lab:") if lab else None
+    if path is None or not path.is_file():
+        raise InventoryError(f"host {host.name}: no {host.qemu!r} in the lab build "
+                             "(run `powernest lab build`)")
+    return str(path)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
@@ -56,14 +71,17 @@ class HostSession:
 
     host: Host
     shell: Shell
+    qemu: str
     qemu_version: tuple[int, int, int] | None = None
     _staged: StagedImages | None = field(default=None, repr=False)
+    _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, host: Host) -> HostSession:
         shell = shell_for(host)
-        version = qemu.version(shell, host.qemu) if host.kind is not Kind.POWERVM else None
-        return cls(host, shell, version)
+        binary = resolve_qemu(host)
+        version = qemu.version(shell, binary) if host.kind is not Kind.POWERVM else None
+        return cls(host, shell, binary, version)
 
     @property
     def l0(self) -> str:
@@ -72,6 +90,12 @@ class HostSession:
             return "PowerVM"
         v = ".".join(map(str, self.qemu_version)) if self.qemu_version else "unknown"
         return f"QEMU {v} ({'TCG' if self.host.kind is Kind.TCG else 'KVM'})"
+
+    def has_cpu(self, cpu: str) -> bool:
+        """Whether this host's L0 QEMU has the CPU model."""
+        if self._cpus is None:
+            self._cpus = qemu.cpu_models(self.shell, self.qemu)
+        return cpu in self._cpus
 
     def images(self, lab: LabImages) -> StagedImages:
         """The lab images' paths on this host, uploaded once per content hash."""

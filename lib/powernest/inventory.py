@@ -68,7 +68,8 @@ class Host(_Model):
     cpu: Literal["power8", "power9", "power10", "power11"]
     apis: tuple[API, ...] | None = None
     l1_kernel: Literal["6.12", "6.1"] = "6.12"
-    qemu: str = "qemu-system-ppc64"
+    qemu: str = "qemu-system-ppc64"    # or lab:NAME, a QEMU the lab build unpacked
+    qemu_data_dir: str | None = None   # QEMU -L (firmware), for a QEMU not installed
     memory: str = "4G"
     l1_machine: tuple[str, ...] = ()   # extra -M pseries properties for L1, after the cap
     allow_kexec: bool | None = None

@@ -30,6 +30,21 @@ class API(StrEnum):
         return "api_v1" if self is API.V1 else "api_v2"
 
 
+# The QEMU release that brought each API's cap (v1 is in every release we run).
+QEMU_SINCE: dict[API, tuple[int, int]] = {API.V1: (0, 0), API.V2: (9, 0)}
+
+
+def l0_supports(api: API, qemu_version: tuple[int, int, int] | None) -> bool:
+    """Whether a QEMU L0 of this version has the cap for `api` (unknown: assume so)."""
+    return qemu_version is None or qemu_version[:2] >= QEMU_SINCE[api]
+
+
+def unsupported_reason(api: API, qemu_version: tuple[int, int, int]) -> str:
+    since = ".".join(map(str, QEMU_SINCE[api]))
+    return (f"QEMU {'.'.join(map(str, qemu_version))} has no {api.cap} "
+            f"(added in QEMU {since})")
+
+
 # Kernel lines (Linux arch/powerpc/kvm/book3s_hv_nested.c, kvmhv_nested_init).
 FALLBACK_TO_V1 = "kvm-hv: nestedv2 get capabilities hcall failed, falling back to nestedv1"
 NO_NESTING = "kvm-hv: Parent hypervisor does not support nesting"

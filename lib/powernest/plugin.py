@@ -25,7 +25,7 @@ from powernest.guests import L1Guest, L2Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, Kind, load_inventory
 from powernest.lab import LabImages, build_lab, find_lab
-from powernest.nested import API, Deviation
+from powernest.nested import API, Deviation, l0_supports, unsupported_reason
 from powernest.pool import L1Pool, Target
 from powernest.reporting import journal, junit
 
@@ -267,6 +267,14 @@ class JournalWriter:
             self.junit = junit.write(journal.read(self.ctx.journal),
                                      self.ctx.run_dir / "junit.xml",
                                      hostname=socket.gethostname())
+            import sys
+
+            from powernest.reporting import dashboard
+            try:
+                dashboard.build(self.ctx.run_dir.parent, self.ctx.run_dir)
+            except Exception as exc:  # the page is a convenience: the run's result stands
+                line = f"powernest: warning: dashboard not rebuilt: {type(exc).__name__}: {exc}"
+                print("\n" + line.splitlines()[0][:300], file=sys.stderr)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.junit:
@@ -332,11 +340,19 @@ def host_session(request: pytest.FixtureRequest,
     return _session_getter(host_sessions)(host)
 
 
+def skip_unless_offered(target: Target, session: HostSession) -> None:
+    """Skip, with the reason, a case whose API the host's L0 version does not have."""
+    version = session.qemu_version
+    if version and not l0_supports(target.api, version):
+        pytest.skip(unsupported_reason(target.api, version))
+
+
 @pytest.fixture(scope="session")
 def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest]:
     """A 6.12 L1 on the target with kvm and kvm-hv loaded, shared by the target's cases."""
     if target.host.kind is Kind.POWERVM:
         pytest.skip("a powervm host is itself the L1")
+    skip_unless_offered(target, pool.session_for(target.host))
     guest = pool.boot(target)
     guest.kvm_load = guest.load_kvm()  # type: ignore[attr-defined]
     yield guest
@@ -359,6 +375,9 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
     if host is not None:
         session = _session_getter(host_sessions)(host)
         request.node.user_properties.append(("l0", session.l0))
+        target = request.node.callspec.params.get("target")
+        if isinstance(target, Target):
+            skip_unless_offered(target, session)
     yield
     for value in request.node.funcargs.values():
         if isinstance(value, L1Guest | L2Guest):

@@ -59,7 +59,8 @@ class L1Pool:
                          machine_props=(f"{offered.cap}=on", *target.host.l1_machine),
                          accel="tcg",
                          cpu=target.host.cpu, memory=target.host.memory,
-                         qemu=target.host.qemu, pidfile=f"/tmp/{name}.pid")
+                         qemu=session.qemu, data_dir=target.host.qemu_data_dir,
+                         pidfile=f"/tmp/{name}.pid")
 
     def boot(self, target: Target, spec: GuestSpec | None = None) -> L1Guest:
         """Start an L1 and wait for its shell (the spec defaults to `l1_spec(target)`)."""

@@ -9,7 +9,7 @@ from typing import Literal
 
 from powernest.shell import Result, Shell
 
-_PREFIX = re.compile(r"^qemu-system-\w+: ")
+_PREFIX = re.compile(r"^(?:\S*/)?qemu-system-[\w.-]+: ")
 _VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)")
 
 
@@ -91,6 +91,12 @@ def version(shell: Shell, qemu: str) -> tuple[int, int, int] | None:
     return (int(match[1]), int(match[2]), int(match[3]))
 
 
+def cpu_models(shell: Shell, qemu: str) -> set[str]:
+    """The CPU model names a QEMU knows (`-cpu help`), lower case."""
+    result = shell.run([qemu, "-cpu", "help"], timeout=30)
+    return {m.lower() for m in re.findall(r"^\S+\s+(power\w+)", result.stdout, re.M | re.I)}
+
+
 @dataclass(frozen=True)
 class StartCheck:
     """Whether QEMU accepted a machine configuration, and what it said if not."""
@@ -110,6 +116,8 @@ def check_start(shell: Shell, spec: GuestSpec, timeout: float = 60) -> StartChec
     argv = [spec.qemu, "-accel", spec.accel, "-M", spec.machine, "-cpu", spec.cpu,
             "-m", "1G", "-S", "-daemonize", "-pidfile", pidfile, "-display", "none",
             "-vga", "none", "-monitor", "none", "-serial", "none", "-name", spec.name]
+    if spec.data_dir:
+        argv += ["-L", spec.data_dir]
     result = shell.run(argv, timeout=timeout)
     if result.ok:
         shell.run(["sh", "-c", 'kill "$(cat "$1")"; rm -f "$1"', "sh", pidfile], timeout=30)

@@ -182,15 +182,15 @@ class PrivateApt:
     def pkgnames(self, prefix: str) -> list[str]:
         return self.run("apt-cache", ["pkgnames", prefix]).split()
 
-    def versions(self, names: Iterable[str]) -> list[tuple[str, str, str]]:
-        """(package, version, suite) for each ppc64el version of the named packages."""
+    def versions(self, names: Iterable[str], arch: str = ARCH) -> list[tuple[str, str, str]]:
+        """(package, version, suite) for each `arch` version of the named packages."""
         names = list(names)
         if not names:
             return []
         found = []
         for line in self.run("apt-cache", ["madison", *names]).splitlines():
             parts = [p.strip() for p in line.split("|")]
-            if len(parts) == 3 and parts[2].endswith(f" {ARCH} Packages"):
+            if len(parts) == 3 and parts[2].endswith(f" {arch} Packages"):
                 suite = parts[2].split()[1].split("/")[0]
                 found.append((parts[0], parts[1], suite))
         return found

@@ -70,6 +70,8 @@ KERNELS = {
 USERLAND = ("qemu-system-ppc", "busybox-static", "kexec-tools")
 USERLAND_RELEASE = "bookworm-backports"
 KVM_MODULES = ("kvm", "kvm-hv")
+# A second, older L0: bookworm's own QEMU (no cap-nested-papr), unpacked, never installed.
+OLD_L0 = ("qemu-system-ppc", "bookworm")
 LIBDIR = "lib/powerpc64le-linux-gnu"
 FILES = RECIPE_DIR / "files"
 
@@ -167,6 +169,7 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
     for series, (name, _) in kernel_packages.items():
         shutil.copyfile(kernels[name].vmlinux, out / f"vmlinux-{series}")
     by_series = {series: kernels[name] for series, (name, _) in kernel_packages.items()}
+    packages.update(_old_l0(apt, cache / "debs", work / "x", out, log))
     _write(_l2_tree(root), out / L2_INITRD, log)
     _write(_l1_tree(root, by_series, out), out / L1_INITRD, log)
 
@@ -179,6 +182,27 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
         "files": {p.name: file_record(p) for p in sorted(out.iterdir())},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+def _old_l0(apt: PrivateApt, debs: Path, x: Path, out: Path, log: Log) -> dict[str, str]:
+    """Unpack the host QEMU of `OLD_L0` as out/qemu-system-ppc64-<major.minor>.
+
+    It runs beside the installed QEMU with the system's libraries and needs
+    `-L /usr/share/qemu` for its firmware.
+    """
+    name, suite = OLD_L0
+    found = [v for n, v, s in apt.versions([f"{name}:amd64"], arch="amd64")
+             if n.split(":")[0] == name and s == suite]
+    if not found:
+        raise LabBuildError(f"no amd64 {name} in {suite} for the second L0")
+    version = found[0]
+    deb = _fetch(apt, {f"{name}:amd64": version}, debs, log)[name]
+    _dpkg_extract(deb, dest=x / "old-l0")
+    series = ".".join(re.split(r"[.+~-]", version.partition(":")[2] or version)[:2])
+    shutil.copy2(_existing(x / "old-l0", "usr/bin/qemu-system-ppc64"),
+                 out / f"qemu-system-ppc64-{series}")
+    log(f"lab: second L0 {name} {version} ({suite}) as qemu-system-ppc64-{series}")
+    return {f"{name}:amd64": version}
 
 
 def _choose_kernel(choice: KernelChoice, available: list[tuple[str, str, str]],
