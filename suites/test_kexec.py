@@ -22,6 +22,7 @@ from powernest.nested import (
     API,
     SET_CAPABILITIES_ONCE,
     l1_expectation,
+    mismatches,
     observed_api,
     registers,
     registers_again,
@@ -130,14 +131,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _check(stage: Stage, target: Target, what: str) -> None:
     expected = l1_expectation(target.api, stage.kernel)
-    assert stage.api() == expected.api, (
-        f"{what}: L1 {stage.kernel} uses {stage.api()} under {target.api.cap}=on, expected "
-        f"{expected.api} ({expected.source}); kvm lines:\n{stage.kvm_lines()}")
-    for line in expected.present:
-        assert line in stage.dmesg, f"{what}: missing {line!r}; kvm lines:\n{stage.kvm_lines()}"
-    for line in expected.absent:
-        assert line not in stage.dmesg, (
-            f"{what}: unexpected {line!r}; kvm lines:\n{stage.kvm_lines()}")
+    problems = mismatches(expected, stage.api(), stage.dmesg)
+    assert not problems, (
+        f"{what}: L1 {stage.kernel} under {target.api.cap}=on: {'; '.join(problems)} "
+        f"({expected.source}); kvm lines:\n{stage.kvm_lines()}")
     assert stage.l2_ok == expected.kvm, (
         f"{what}: an L2 {'did not boot' if expected.kvm else 'booted'} in L1 {stage.kernel}, "
         f"expected {'KVM' if expected.kvm else 'no KVM'}:\n{stage.l2_detail}")

@@ -213,3 +213,30 @@ def test_killed_controller_leaves_results_and_no_guest(tmp_path: Path, lab: LabI
                    "run interrupted"]
     assert len(interrupted) == 1
     assert "[[ATTACHMENT|consoles/" in junit.read_text()
+
+
+def test_flipped_expectation_fails_against_a_real_l1(tmp_path: Path, lab: LabImages,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1-only 6.1 L1 really boots; the table passes it, and a table claiming v2 fails it."""
+    from powernest import nested
+
+    spec = GuestSpec(name="pn.e2e-flip.l1", kernel=str(lab.kernels["6.1"]),
+                     initrd=str(lab.l1_initrd), machine_props=("cap-nested-hv=on",),
+                     pidfile=str(tmp_path / "l1.pid"))
+    guest = L1Guest(LocalShell(), spec, tmp_path / "l1.log", 180, 60)
+    try:
+        guest.start()
+        loaded = guest.load_kvm().ok
+        dmesg = guest.dmesg()
+    finally:
+        guest.stop()
+    assert guest.kernel == "6.1"
+    observed = nested.observed_api(dmesg, "6.1", loaded)
+    assert nested.mismatches(nested.l1_expectation(nested.API.V1, "6.1"), observed, dmesg) == []
+
+    flipped = [r if (r.offered, r.kernel) != (nested.API.V1, "6.1") else nested.L1Rule(
+        r.offered, r.kernel, nested.L1Expectation(nested.API.V2, (), (), "flipped on purpose"))
+        for r in nested.L1_RULES]
+    monkeypatch.setattr(nested, "L1_RULES", tuple(flipped))
+    problems = nested.mismatches(nested.l1_expectation(nested.API.V1, "6.1"), observed, dmesg)
+    assert problems == ["uses nested-hv, expected nested-papr"]

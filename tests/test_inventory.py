@@ -29,8 +29,11 @@ def error_of(tmp_path: Path, text: str) -> str:
 def test_default_inventory_is_the_emulated_lab() -> None:
     inv = load_inventory(REPO / "hosts.yaml")
     assert [(h.name, h.kind, h.cpu) for h in inv.hosts] == [
-        ("p9-emulated", Kind.TCG, "power9"), ("p10-emulated", Kind.TCG, "power10")]
-    assert all(h.offered_apis == (API.V1, API.V2) and h.kexec_allowed for h in inv.hosts)
+        ("p9-emulated", Kind.TCG, "power9"), ("p10-emulated", Kind.TCG, "power10"),
+        ("p9-qemu7.2", Kind.TCG, "power9")]
+    assert all(h.offered_apis == (API.V1, API.V2) for h in inv.hosts)
+    assert [h.kexec_allowed for h in inv.hosts] == [True, True, False]
+    assert inv.hosts[2].qemu == "lab:qemu-system-ppc64-7.2"
 
 
 def test_kinds_default_apis_and_kexec(tmp_path: Path) -> None:

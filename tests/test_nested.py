@@ -13,6 +13,7 @@ from powernest.nested import (
     NO_NESTING,
     cap_rule,
     l1_expectation,
+    mismatches,
     observed_api,
 )
 
@@ -55,11 +56,12 @@ def test_observed_api_from_dmesg() -> None:
     assert observed_api(V1_DMESG + NO_NESTING, "6.12", False) is None
 
 
-def test_flipped_expectation_is_caught() -> None:
-    """Claiming v2 for a v1-only kernel disagrees with what a v1-only L1 shows."""
-    flipped = API.V2  # what a wrong rule would claim for 6.1 under cap-nested-hv
-    assert observed_api("", "6.1", True) != flipped
-    assert l1_expectation(API.V1, "6.1").api != flipped
+def test_mismatches_name_each_difference() -> None:
+    v1_612 = l1_expectation(API.V1, "6.12")
+    assert mismatches(v1_612, API.V1, V1_DMESG) == []
+    problems = mismatches(v1_612, API.V2, V2_DMESG)
+    assert problems[0] == "uses nested-papr, expected nested-hv"
+    assert any("missing from dmesg" in p and "falling back" in p for p in problems)
 
 
 def test_deviation_applies_by_api_and_version() -> None:

@@ -159,6 +159,18 @@ def l1_expectation(offered: API | None, kernel: str) -> L1Expectation:
     raise LookupError(f"no L1 rule for offered={offered} kernel={kernel}")
 
 
+def mismatches(expected: L1Expectation, api: API | None, dmesg: str) -> list[str]:
+    """How an L1's observed API and kernel log differ from the expectation (empty: none)."""
+    problems = []
+    if api != expected.api:
+        problems.append(f"uses {api.value if api else 'no API (no KVM)'}, expected "
+                        f"{expected.api.value if expected.api else 'no API (no KVM)'}")
+    problems += [f"missing from dmesg: {line!r}" for line in expected.present
+                 if line not in dmesg]
+    problems += [f"unexpected in dmesg: {line!r}" for line in expected.absent if line in dmesg]
+    return problems
+
+
 def observed_api(dmesg: str, kernel: str, kvm_hv_loaded: bool) -> API | None:
     """The API an L1 uses, read from its kernel log.
 
