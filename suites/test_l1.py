@@ -19,8 +19,8 @@ def test_l1_boots(l1: L1Guest, lab: LabImages) -> None:
 
 def test_l1_kvm_hv_loads(l1: L1Guest, target: Target) -> None:
     expected = l1_expectation(target.api, l1.kernel)
-    result = l1.kvm_load  # type: ignore[attr-defined]
-    assert result.ok == expected.kvm, (
+    result = l1.kvm_load
+    assert result is not None and result.ok == expected.kvm, (
         f"insmod kvm-hv.ko exited {result.exit_code}: {result.stdout.strip()!r}; "
         f"expected it to {'load' if expected.kvm else 'fail'} ({expected.source})")
     assert l1.kvm_hv_loaded() == expected.kvm

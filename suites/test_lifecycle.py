@@ -52,6 +52,7 @@ def test_two_l2s_at_once(l1: L1Guest, target: Target, pool: L1Pool) -> None:
     assert_l1_healthy(l1)
 
 
+@pytest.mark.slow  # minutes under API v2
 def test_l2_with_two_vcpus(l1: L1Guest, target: Target, pool: L1Pool,
                            record_property: pytest.RecordProperty) -> None:
     l2 = pool.boot_l2(l1, target, smp=2)

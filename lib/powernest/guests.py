@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from powernest.console import (
     Console,
@@ -74,6 +75,7 @@ class L1Guest:
         self.console: Console | None = None
         self.kernel_release = ""
         self.boot_seconds = 0.0
+        self.kvm_load: Result | None = None   # what the last insmod of kvm-hv did
         self._l2_ids = itertools.count(1)
 
     @property
@@ -114,7 +116,8 @@ class L1Guest:
         """insmod kvm.ko (must work), then kvm-hv.ko; returns what kvm-hv's insmod did."""
         modules = f"/lib/modules/{self.kernel_release}"
         self.run(["insmod", f"{modules}/kvm.ko"], check=True)
-        return self.run(["insmod", f"{modules}/kvm-hv.ko"])
+        self.kvm_load = self.run(["insmod", f"{modules}/kvm-hv.ko"])
+        return self.kvm_load
 
     def kvm_hv_loaded(self) -> bool:
         return self.run(["sh", "-c", "grep -q '^kvm_hv ' /proc/modules"]).ok
@@ -193,7 +196,7 @@ class L2Guest:
         self._ids = itertools.count(1)
 
     @classmethod
-    def in_l1(cls, l1: L1Guest, log_dir: Path, boot_timeout: float, **spec: object) -> L2Guest:
+    def in_l1(cls, l1: L1Guest, log_dir: Path, boot_timeout: float, **spec: Any) -> L2Guest:
         """An L2 spec with the L1 image's defaults, overridden by `spec`."""
         name = l1.next_l2_name()
         base = GuestSpec(name=name, kernel=L2_KERNEL, initrd=L2_INITRD, accel="kvm",

@@ -134,7 +134,7 @@ class _LineLoader(yaml.SafeLoader):
     """A YAML loader that remembers the line of each mapping key."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
     mapping["__lines__"] = lines

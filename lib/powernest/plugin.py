@@ -125,6 +125,7 @@ def pytest_configure(config: pytest.Config) -> None:
     signal.signal(signal.SIGHUP, _raise_interrupt)
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: every worker joins the controller's run."""
     node.workerinput["powernest_run_id"] = node.config.stash[_CTX].run_id
@@ -354,7 +355,7 @@ def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest]:
         pytest.skip("a powervm host is itself the L1")
     skip_unless_offered(target, pool.session_for(target.host))
     guest = pool.boot(target)
-    guest.kvm_load = guest.load_kvm()  # type: ignore[attr-defined]
+    guest.load_kvm()
     yield guest
     pool.stop(guest)
 

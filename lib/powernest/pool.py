@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from powernest.guests import L1Guest, L2Guest
 from powernest.hosts import HostSession
@@ -74,7 +75,7 @@ class L1Pool:
         guest.start()
         return guest
 
-    def boot_l2(self, l1: L1Guest, target: Target, **spec: object) -> L2Guest:
+    def boot_l2(self, l1: L1Guest, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
         guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot, **spec)
         self._guests.append(guest)

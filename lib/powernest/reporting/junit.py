@@ -80,8 +80,9 @@ def build(run: Run, hostname: str = "") -> ET.ElementTree:
     for key in ("tests", "failures", "errors", "time"):
         root.set(key, counts[key])
     for name, cases in suites.items():
-        suite = ET.SubElement(root, "testsuite", name=name, timestamp=run.started,
-                              hostname=hostname, id=run.run_id, **_counts(cases))
+        attrs = {"name": name, "timestamp": run.started, "hostname": hostname,
+                 "id": run.run_id, **_counts(cases)}
+        suite = ET.SubElement(root, "testsuite", attrs)
         shared = _shared(cases)
         if shared:
             props = ET.SubElement(suite, "properties")
