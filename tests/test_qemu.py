@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from powernest.local import LocalShell
-from powernest.qemu import GuestSpec, check_start, errors, version
+from powernest.qemu import GuestSpec, check_start, cpu_models, errors, version
 
 NEEDS_QEMU = pytest.mark.skipif(shutil.which("qemu-system-ppc64") is None,
                                 reason="qemu-system-ppc64 is not installed (make setup)")
@@ -51,3 +51,9 @@ def test_real_qemu_version_and_start_check() -> None:
                                        machine_props=("cap-nested-hv=on",)))
     assert not bad.accepted
     assert bad.errors[0].startswith("Nested-HV only supported on POWER9 and later")
+
+
+@NEEDS_QEMU
+def test_real_qemu_cpu_models() -> None:
+    models = cpu_models(LocalShell(), "qemu-system-ppc64")
+    assert {"power8", "power9", "power10"} <= models

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 
 from powernest.inventory import InventoryError, load_inventory
 from powernest.lab import LabBuildError, build_lab
-from powernest.reporting import journal, junit
+from powernest.reporting import dashboard, journal, junit, merge
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,22 +65,28 @@ def inventory_check(file: Path) -> None:
 @click.argument("file", type=click.Path(path_type=Path), default=Path("hosts.yaml"))
 @click.option("--hosts", default="", help="Comma-separated host names (default: all).")
 def inventory_xdist_args(file: Path, hosts: str) -> None:
-    """Print the pytest-xdist options that run the hosts side by side (one worker each).
+    """Print the pytest-xdist options that run the hosts side by side.
 
-    Prints nothing for a single host, so `make run` stays a plain pytest run.
+    One worker per host, at most one per CPU core (an emulated L0 keeps a core
+    busy); nothing for a single host, so `make run` stays a plain pytest run.
     """
     try:
         selected = load_inventory(file).select([n for n in hosts.split(",") if n])
     except InventoryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    if len(selected) > 1:
-        click.echo(f"-n {len(selected)} --dist loadgroup")
+    workers = min(len(selected), os.cpu_count() or 1)
+    if workers > 1:
+        click.echo(f"-n {workers} --dist loadgroup")
 
 
 @main.group()
 def report() -> None:
-    """Reports: rebuild JUnit from a run's journal."""
+    """Reports: rebuild a run's JUnit, merge shards, build the dashboard.
+
+    Every run writes reports/<run-id>/ (results.jsonl, junit.xml, consoles/)
+    and points reports/latest at it; the dashboard is rebuilt when a run ends.
+    """
 
 
 @report.command("rebuild")
@@ -99,3 +106,57 @@ def report_rebuild(run_dir: Path) -> None:
     out = junit.write(run, run_dir / "junit.xml", hostname=socket.gethostname())
     interrupted = sum(c.outcome == "interrupted" for c in run.cases.values())
     click.echo(f"{out}: {len(run.cases)} cases, {interrupted} interrupted")
+
+
+@report.command("merge")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
+              default=Path("reports/merged.xml"), show_default=True,
+              help="Where to write the merged JUnit file.")
+def report_merge(paths: tuple[Path, ...], output: Path) -> None:
+    """Merge the junit.xml of several shards or controllers into one file.
+
+    PATHS are junit.xml files or directories; a directory is searched for
+    DIR/junit.xml and DIR/*/junit.xml (default: reports, i.e. every run in it).
+    Suites stay apart per host and API; suites of the same name are combined.
+    A case identical to one already kept (name, classname, outcome, message)
+    is dropped, any other case is kept. Example, two CI shards:
+
+    \b
+        powernest report merge shard-a/reports shard-b/reports -o merged.xml
+    """
+    files = merge.find(paths or (Path("reports"),))
+    if not files:
+        raise click.ClickException(
+            f"no junit.xml in {', '.join(map(str, paths or ('reports',)))}")
+    left_out: list[str] = []
+    xml = merge.merge(files, output, warn=left_out.append)
+    for line in left_out:
+        click.echo(f"warning: {line}", err=True)
+    click.echo(f"{output}: {xml.tests} cases in {len(xml)} suites from "
+               f"{len(files) - len(left_out)} files "
+               f"({xml.failures} failures, {xml.errors} errors)")
+
+
+@report.command("dashboard")
+@click.argument("reports_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                default=Path("reports"))
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+              default=None, help="The run to show (default: REPORTS_DIR/latest).")
+@click.option("--last", type=click.IntRange(min=1), default=20, show_default=True,
+              help="How many runs the trend chart shows.")
+def report_dashboard(reports_dir: Path, run_dir: Path | None, last: int) -> None:
+    """Write REPORTS_DIR/index.html, a page to open in a browser (no network needed).
+
+    It shows the run (hosts, L0 versions, kernels, counts), a matrix of tests by
+    host and API coloured by outcome, the failures with links to their console
+    logs, and the trend of the last runs. Each build also records the run's
+    counts in REPORTS_DIR/history/<run-id>.json, which the trend is drawn from.
+    Runs rebuild it when they end; run this after `powernest report rebuild`
+    or to look at an older run with --run.
+    """
+    try:
+        page = dashboard.build(reports_dir, run_dir, last=last)
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"dashboard: {page}")

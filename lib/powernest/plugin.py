@@ -27,7 +27,7 @@ from powernest.inventory import Host, Inventory, InventoryError, Kind, load_inve
 from powernest.lab import LabImages, build_lab, find_lab
 from powernest.nested import API, Deviation, l0_supports, unsupported_reason
 from powernest.pool import L1Pool, Target
-from powernest.reporting import journal, junit
+from powernest.reporting import dashboard, journal, junit
 
 MARKERS = {
     "premerge": "the fast gating subset (make premerge)",
@@ -226,6 +226,8 @@ def _message(outcome: str, report: pytest.TestReport) -> str:
         return str(getattr(report, "wasxfail", ""))
     if outcome == "skipped" and isinstance(report.longrepr, tuple):
         return str(report.longrepr[2]).removeprefix("Skipped: ")
+    if isinstance(report.longrepr, str):  # a strict XPASS: "[XPASS(strict)] <deviation>"
+        return report.longrepr.splitlines()[0][:500]
     crash = getattr(report.longrepr, "reprcrash", None)
     return crash.message.splitlines()[0][:500] if crash else ""
 
@@ -241,6 +243,8 @@ class JournalWriter:
         self.ctx = ctx
         self.phases: dict[str, list[pytest.TestReport]] = {}
         self.junit: Path | None = None
+        self.dashboard: Path | None = None
+        self.dashboard_error = ""
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         suite, props = _case_info(nodeid, self.ctx)
@@ -268,18 +272,19 @@ class JournalWriter:
             self.junit = junit.write(journal.read(self.ctx.journal),
                                      self.ctx.run_dir / "junit.xml",
                                      hostname=socket.gethostname())
-            import sys
-
-            from powernest.reporting import dashboard
             try:
-                dashboard.build(self.ctx.run_dir.parent, self.ctx.run_dir)
+                self.dashboard = dashboard.build(self.ctx.run_dir.parent, self.ctx.run_dir)
             except Exception as exc:  # the page is a convenience: the run's result stands
-                line = f"powernest: warning: dashboard not rebuilt: {type(exc).__name__}: {exc}"
-                print("\n" + line.splitlines()[0][:300], file=sys.stderr)
+                self.dashboard_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.junit:
             terminalreporter.write_line(f"powernest: JUnit report {self.junit}")
+        if self.dashboard:
+            terminalreporter.write_line(f"powernest: dashboard {self.dashboard}")
+        if self.dashboard_error:
+            terminalreporter.write_line(f"powernest: warning: dashboard not rebuilt: "
+                                        f"{self.dashboard_error}", yellow=True)
 
 
 # ---- fixtures ------------------------------------------------------------------

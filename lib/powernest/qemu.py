@@ -94,7 +94,8 @@ def version(shell: Shell, qemu: str) -> tuple[int, int, int] | None:
 def cpu_models(shell: Shell, qemu: str) -> set[str]:
     """The CPU model names a QEMU knows (`-cpu help`), lower case."""
     result = shell.run([qemu, "-cpu", "help"], timeout=30)
-    return {m.lower() for m in re.findall(r"^\S+\s+(power\w+)", result.stdout, re.M | re.I)}
+    lines = r"^\s*(?:PowerPC\s+)?(power\w+)"   # QEMU 10: "  power9 ...", 7.2: "PowerPC power9 ..."
+    return {m.lower() for m in re.findall(lines, result.stdout, re.M | re.I)}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,321 @@
+"""Reporting: the JUnit of real runs, merging shards, a strict XPASS, the dashboard.
+
+The real runs are child pytests of `suites/test_caps.py` (it boots nothing:
+QEMU is started stopped and asked about its caps) on two emulated hosts.
+Their outcomes depend on the L0 QEMU, so the checks compare the reports with
+each other and with the journal rather than with fixed verdicts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+from click.testing import CliRunner
+from junitparser import JUnitXml, TestSuite
+from lxml import html
+
+from powernest.cli import main
+from powernest.reporting import dashboard, history, journal, junit, merge
+from powernest.reporting.journal import Case, Run
+
+REPO = Path(__file__).resolve().parents[1]
+XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+CHROMIUM = shutil.which("chromium")
+HOSTS = {"p9-tcg": "power9", "p10-tcg": "power10"}
+INVENTORY = "hosts:\n" + "".join(f"  - {{name: {n}, kind: tcg, cpu: {c}}}\n"
+                                 for n, c in HOSTS.items())
+
+
+def child_pytest(cwd: Path, reports: Path, run_id: str, *args: str) -> Path:
+    """Run pytest with the powernest plugin; return the run directory."""
+    done = subprocess.run(
+        [*PYTEST, "--reports", str(reports), "--run-id", run_id, "-q", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert done.returncode in (0, 1), done.stdout[-3000:] + done.stderr[-3000:]
+    run = reports / run_id
+    assert (run / "junit.xml").is_file(), done.stdout[-3000:]
+    return run
+
+
+def caps_run(inventory: Path, reports: Path, run_id: str, *args: str) -> Path:
+    return child_pytest(REPO, reports, run_id, str(REPO / "suites" / "test_caps.py"),
+                        "--inventory", str(inventory), *args)
+
+
+def validate(file: Path) -> None:
+    if not XSD.exists():
+        pytest.skip(f"{XSD} not present")
+    if not shutil.which("xmllint"):
+        pytest.skip("xmllint not installed: install libxml2-utils (`make setup`)")
+    done = subprocess.run(["xmllint", "--noout", "--schema", str(XSD), str(file)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def names(xml: JUnitXml) -> list[str]:
+    return [case.name for suite in xml for case in suite]
+
+
+def having(tag: str, *classes: str) -> str:
+    """XPath for `tag` elements with all `classes` (lxml's cssselect needs another package)."""
+    tests = "".join(f"[contains(concat(' ', normalize-space(@class), ' '), ' {c} ')]"
+                    for c in classes)
+    return f".//{tag}{tests}"
+
+
+def properties(suite: TestSuite) -> dict[str, str]:
+    return {p.name: p.value for p in suite.properties()}
+
+
+@pytest.fixture(scope="module")
+def inventory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("inventory") / "hosts.yaml"
+    path.write_text(INVENTORY)
+    return path
+
+
+@pytest.fixture(scope="module")
+def parallel_runs(inventory: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reports directory with two runs of both hosts side by side (pytest-xdist)."""
+    reports = tmp_path_factory.mktemp("parallel") / "reports"
+    for run_id in ("day1", "day2"):
+        caps_run(inventory, reports, run_id, "-n", "2", "--dist", "loadgroup")
+    return reports
+
+
+@pytest.fixture(scope="module")
+def shards(inventory: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reports directory with one shard per host (`--hosts`)."""
+    reports = tmp_path_factory.mktemp("shards") / "reports"
+    for host in HOSTS:
+        caps_run(inventory, reports, f"shard-{host}", "--hosts", host)
+    return reports
+
+
+# ---- JUnit of a real run ---------------------------------------------------------
+
+def test_parallel_run_has_one_suite_per_host_with_its_own_properties(
+        parallel_runs: Path) -> None:
+    file = parallel_runs / "day1" / "junit.xml"
+    validate(file)
+    xml = JUnitXml.fromfile(str(file))
+    suites = {suite.name: suite for suite in xml}
+    assert set(suites) == set(HOSTS)
+    for host, cpu in HOSTS.items():
+        props = properties(suites[host])
+        assert props["host"] == host and props["cpu"] == cpu and props["kind"] == "tcg"
+        assert props["run_id"] == "day1" and props["l0"].startswith("QEMU ")
+        cases = list(suites[host])
+        assert cases and all(f"[{host}-" in c.name for c in cases)
+        assert suites[host].tests == len(cases)
+    found = names(xml)
+    assert len(found) == len(set(found))
+    run = journal.read(parallel_runs / "day1" / journal.JOURNAL)
+    assert sorted(found) == sorted(c.name for c in run.cases.values())
+    assert xml.tests == len(found) == len(suites["p9-tcg"]) * 2
+
+
+# ---- merge ---------------------------------------------------------------------------
+
+def test_merge_of_two_shards_sums_them(shards: Path, tmp_path: Path) -> None:
+    out = tmp_path / "merged.xml"
+    result = CliRunner().invoke(main, ["report", "merge", str(shards), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    validate(out)
+    parts = [JUnitXml.fromfile(str(shards / f"shard-{h}" / "junit.xml")) for h in HOSTS]
+    merged = JUnitXml.fromfile(str(out))
+    for attr in ("tests", "failures", "errors"):
+        assert getattr(merged, attr) == sum(getattr(p, attr) for p in parts)
+    found = names(merged)
+    assert len(found) == len(set(found)) == sum(len(names(p)) for p in parts)
+    for suite in merged:
+        props = properties(suite)
+        assert props["host"] == suite.name and props["run_id"] == f"shard-{suite.name}"
+
+
+def test_merging_a_file_twice_drops_the_exact_duplicates(shards: Path, tmp_path: Path) -> None:
+    original = shards / "shard-p9-tcg" / "junit.xml"
+    copy = tmp_path / "copy" / "junit.xml"
+    copy.parent.mkdir()
+    shutil.copy(original, copy)
+    merged = merge.merge(merge.find([original, copy]), tmp_path / "merged.xml")
+    validate(tmp_path / "merged.xml")
+    single = JUnitXml.fromfile(str(original))
+    assert merged.tests == single.tests and sorted(names(merged)) == sorted(names(single))
+
+
+def test_merge_combines_same_named_suites_of_two_runs(parallel_runs: Path,
+                                                      tmp_path: Path) -> None:
+    out = tmp_path / "merged.xml"
+    merged = merge.merge(merge.find([parallel_runs]), out)
+    validate(out)
+    one = JUnitXml.fromfile(str(parallel_runs / "day1" / "junit.xml"))
+    assert {s.name for s in merged} == set(HOSTS)
+    assert one.tests <= merged.tests <= 2 * one.tests
+
+
+def _case(name: str, suite: str, outcome: str, run_id: str, **extra: object) -> Case:
+    props = {"host": "h1", "run_id": run_id, "l0": f"QEMU {run_id}"}
+    return Case(f"suites/test_x.py::{name}", name, "suites.test_x", suite, outcome,
+                properties=props, **extra)  # type: ignore[arg-type]
+
+
+def test_merge_keeps_differing_cases_and_rebases_what_they_point_at(tmp_path: Path) -> None:
+    for run_id, outcome in (("r1", "passed"), ("r2", "failed")):
+        run = Run(run_id, "2026-01-01T00:00:00")
+        for case in (_case("test_a[h1-nested-hv]", "h1/nested-hv", "passed", run_id),
+                     _case("test_b[h1-nested-hv]", "h1/nested-hv", outcome, run_id,
+                           message="boom", attachments=["consoles/l1.log"])):
+            run.cases[case.nodeid] = case
+        (tmp_path / run_id).mkdir()
+        junit.write(run, tmp_path / run_id / "junit.xml")
+    out = tmp_path / "out" / "merged.xml"
+    merged = merge.merge(merge.find([tmp_path]), out)
+    validate(out)
+    (suite,) = list(merged)
+    assert properties(suite) == {"host": "h1"}          # run_id and l0 now differ
+    cases = list(suite)
+    assert [c.name for c in cases] == ["test_a[h1-nested-hv]", "test_b[h1-nested-hv]",
+                                       "test_b[h1-nested-hv]"]
+    assert suite.tests == 3 and suite.failures == 1 and merged.failures == 1
+    assert "[[PROPERTY|run_id=r1]]" in cases[0].system_out
+    assert "[[ATTACHMENT|../r2/consoles/l1.log]]" in cases[2].system_out
+
+
+def test_merge_leaves_out_a_file_that_is_not_junit(shards: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken" / "junit.xml"
+    broken.parent.mkdir()
+    broken.write_text("<testsuites><testsuite name='x'>\x1b</testsuite></testsuites>")
+    good = shards / "shard-p9-tcg" / "junit.xml"
+    warnings: list[str] = []
+    merged = merge.merge([broken, good], tmp_path / "merged.xml", warn=warnings.append)
+    assert merged.tests == JUnitXml.fromfile(str(good)).tests
+    assert len(warnings) == 1 and str(broken) in warnings[0]
+
+
+# ---- a known deviation fixed upstream --------------------------------------------
+
+STRICT_XPASS = '''
+import pytest
+
+@pytest.mark.xfail(strict=True, reason="known deviation demo-fixed: the L0 used to drop it")
+def test_deviation_now_passes(host):
+    pass
+'''
+
+
+def test_strict_xpass_of_a_known_deviation_is_a_failure_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "test_fixed.py").write_text(STRICT_XPASS)
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
+    run = child_pytest(tmp_path, tmp_path / "reports", "xpass", "test_fixed.py",
+                       "--inventory", "hosts.yaml")
+    ends = [e for e in journal.events(run / journal.JOURNAL) if e["event"] == "end"]
+    assert [e["outcome"] for e in ends] == ["failed"]
+    assert "known deviation demo-fixed" in ends[0]["message"] + ends[0]["details"]
+    validate(run / "junit.xml")
+    (case,) = [c for s in JUnitXml.fromfile(str(run / "junit.xml")) for c in s]
+    assert case.is_failure and "known deviation demo-fixed" in case.result[0].text
+    page = html.parse(str(tmp_path / "reports" / dashboard.INDEX)).getroot()
+    failure = page.xpath(having("div", "failure", "failed"))[0].text_content()
+    assert "demo-fixed" in failure and "deviation fixed?" in failure
+
+
+# ---- the dashboard -------------------------------------------------------------------
+
+def test_a_dashboard_that_cannot_be_built_does_not_fail_the_run(tmp_path: Path) -> None:
+    (tmp_path / "test_ok.py").write_text("def test_ok(host):\n    pass\n")
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / history.HISTORY).write_text("not a directory")
+    done = subprocess.run([*PYTEST, "test_ok.py", "--inventory", "hosts.yaml", "-q"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stdout
+    warnings = [line for line in done.stderr.splitlines() if "dashboard not rebuilt" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("powernest: warning:")
+    assert not (tmp_path / "reports" / dashboard.INDEX).exists()
+
+
+def test_dashboard_shows_every_outcome_and_finds_logs(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    run_dir = reports / "r1"
+    (run_dir / "consoles").mkdir(parents=True)
+    guest = "pn.r1.h1-nested-papr.l1-1"
+    (run_dir / "consoles" / f"{guest}.log").write_text("boot\n")
+    path = run_dir / journal.JOURNAL
+    journal.append(path, "run", run_id="r1", hosts=["h1"], started="2026-01-01T06:00:00")
+    outcomes = {"passed": "", "error": f"GuestStartError: {guest}: QEMU did not start",
+                "xfailed": "known deviation qemu-v2-vpa-element: no handler",
+                "skipped": "not here", "interrupted": None}
+    for api, (outcome, message) in zip(("nested-hv", "nested-papr") * 3, outcomes.items(),
+                                       strict=False):
+        nodeid = f"suites/test_x.py::test_{outcome}[h1-{api}]"
+        journal.append(path, "start", nodeid=nodeid, name=nodeid.split("::")[1],
+                       classname="suites.test_x", suite=f"h1/{api}",
+                       properties={"host": "h1", "kind": "tcg", "cpu": "power9", "api": api})
+        if message is not None:
+            journal.append(path, "end", nodeid=nodeid, outcome=outcome, message=message,
+                           details="", properties={"l0": "QEMU 10.0.2 (TCG)"})
+    (reports / "latest").symlink_to("r1")
+    page = html.parse(str(dashboard.build(reports))).getroot()
+    cells = {c.get("data-test"): c for c in page.xpath(having("td", "cell") + "[@data-test]")}
+    assert {t: c.get("data-outcome") for t, c in cells.items()} == {
+        f"test_{o}": o for o in outcomes}
+    assert "qemu-v2-vpa-element" in cells["test_xfailed"].get("title")
+    assert cells["test_xfailed"].xpath(having("span", "dev"))[0].text == "qemu-v2-vpa-element"
+    (log,) = cells["test_error"].xpath(having("div", "logs") + "/a")
+    assert (reports / unquote(log.get("href"))).is_file()
+    assert json.loads((reports / history.HISTORY / "r1.json").read_text())["counts"]["error"] == 1
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", "--window-size=1400,1000", *args],
+        capture_output=True, text=True, timeout=90)
+
+
+def test_dashboard_of_real_runs_in_chromium(parallel_runs: Path, tmp_path: Path) -> None:
+    if CHROMIUM is None:
+        pytest.skip("chromium not installed (`make setup` installs it)")
+    index = parallel_runs / dashboard.INDEX
+    assert index.is_file()       # written by the plugin when day2 ended
+    result = CliRunner().invoke(main, ["report", "dashboard", str(parallel_runs)])
+    assert result.exit_code == 0, result.output
+
+    dom = chromium("--dump-dom", index.as_uri(), profile=tmp_path / "profile")
+    page = html.fromstring(dom.stdout)
+    run = journal.read(parallel_runs / "day2" / journal.JOURNAL)
+    expected: dict[tuple[str, str], list[str]] = {}
+    for case in run.cases.values():
+        expected.setdefault((case.name.partition("[")[0], case.suite), []).append(case.outcome)
+    cells = page.xpath(having("table", "matrix") + having("td", "cell")[1:] + "[@data-test]")
+    assert len(cells) == len(expected) >= 2      # test_cap_acceptance x two hosts, at least
+    for cell in cells:
+        outcomes = expected[(cell.get("data-test"), cell.get("data-column"))]
+        worst = min(outcomes, key=history.OUTCOMES.index)
+        assert worst in cell.get("class").split()
+        assert len(cell.xpath(having("a", "pip"))) == len(outcomes)
+    points = Counter(c.get("class") for c in page.xpath(having("svg", "trend")
+                                                        + having("circle", "point")[1:]))
+    assert points == {f"point {s}": 2 for s in ("passed", "failed", "xfailed", "skipped")}
+    counts = history.counts(run)
+    passed = page.xpath(having("circle", "point", "passed"))
+    assert passed[-1].findtext("title") == f"day2: {counts['passed'] + counts['xpassed']} passed"
+    assert not page.xpath("//script") and "http" not in " ".join(
+        page.xpath("//@src | //link/@href"))
+    for link in page.xpath("//a/@href[not(starts-with(., '#'))]"):
+        assert (parallel_runs / unquote(link)).exists(), link
+
+    png = tmp_path / "dashboard.png"
+    chromium(f"--screenshot={png}", index.as_uri(), profile=tmp_path / "profile")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
