@@ -238,7 +238,7 @@ def test_a_dashboard_that_cannot_be_built_does_not_fail_the_run(tmp_path: Path) 
     done = subprocess.run([*PYTEST, "test_ok.py", "--inventory", "hosts.yaml", "-q"],
                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout
-    warnings = [line for line in done.stderr.splitlines() if "dashboard not rebuilt" in line]
+    warnings = [line for line in done.stdout.splitlines() if "dashboard not rebuilt" in line]
     assert len(warnings) == 1 and warnings[0].startswith("powernest: warning:")
     assert not (tmp_path / "reports" / dashboard.INDEX).exists()
 
