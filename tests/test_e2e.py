@@ -21,7 +21,7 @@ from powernest.guests import L1Guest
 from powernest.lab import LabImages, find_lab
 from powernest.local import LocalShell
 from powernest.qemu import GuestSpec
-from sshd import Sshd
+from sshd import Sshd, running_sshd
 
 REPO = Path(__file__).resolve().parents[1]
 XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
@@ -240,3 +240,33 @@ def test_flipped_expectation_fails_against_a_real_l1(tmp_path: Path, lab: LabIma
     monkeypatch.setattr(nested, "L1_RULES", tuple(flipped))
     problems = nested.mismatches(nested.l1_expectation(nested.API.V1, "6.1"), observed, dmesg)
     assert problems == ["uses nested-hv, expected nested-papr"]
+
+
+def test_caps_through_a_jump_host(tmp_path: Path, sshd: Sshd,
+                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A host reached only through `via:` (a second sshd as the bastion) runs the caps suite."""
+    with running_sshd(tmp_path_factory.mktemp("bastion")) as bastion:
+        inventory = f"""
+hosts:
+  - name: p9-behind
+    kind: tcg
+    cpu: power9
+    ssh:
+      host: {sshd.host}
+      port: {sshd.port}
+      user: {sshd.user}
+      key_file: {sshd.key_file}
+      known_hosts: {sshd.known_hosts}
+      via:
+        host: {bastion.host}
+        port: {bastion.port}
+        user: {bastion.user}
+        key_file: {bastion.key_file}
+        known_hosts: {bastion.known_hosts}
+"""
+        done, run = suites(tmp_path, inventory, "-k", "test_cap", run_id="e2e-jump")
+        bastion_log = bastion.log.read_text()
+    assert done.returncode == 0, done.stdout[-3000:]
+    results = outcomes(run / "junit.xml")
+    assert sum(v == "passed" for v in results.values()) == 12, results
+    assert "Accepted publickey" in bastion_log  # the connection went through the bastion

@@ -126,3 +126,19 @@ def test_cli_inventory_check(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "hosts['a'].x" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_jump_host_section(tmp_path: Path) -> None:
+    inv = load_inventory(write(tmp_path, """
+hosts:
+  - name: k
+    kind: kvm
+    cpu: power10
+    ssh: {host: k.lab, via: {host: bastion.lab, port: 2222, via: {host: outer.lab}}}
+"""))
+    ssh = inv.hosts[0].ssh
+    assert ssh is not None and ssh.via is not None and ssh.via.via is not None
+    assert (ssh.via.host, ssh.via.port, ssh.via.via.host) == ("bastion.lab", 2222, "outer.lab")
+    message = error_of(tmp_path, "hosts:\n  - name: k\n    kind: kvm\n    cpu: power9\n"
+                                 "    ssh:\n      host: k\n      via:\n        port: 22\n")
+    assert "hosts['k'].ssh.via.host: Field required" in message

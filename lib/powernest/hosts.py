@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from powernest import qemu
-from powernest.inventory import Host, InventoryError, Kind
+from powernest.inventory import Host, InventoryError, Kind, Ssh
 from powernest.lab import LabImages, find_lab
 from powernest.local import LocalShell
 from powernest.shell import Shell
+from powernest.ssh import SshShell
 
 REMOTE_CACHE = ".cache/powernest/images"
 
@@ -33,13 +34,16 @@ def shell_for(host: Host) -> Shell:
     """A LocalShell for a local emulated lab, an SshShell otherwise."""
     if host.ssh is None:
         return LocalShell(host.name)
-    from powernest.ssh import SshShell
+    return _ssh_shell(host.name, host.ssh)
 
-    s = host.ssh
-    return SshShell(host.name, s.host, port=s.port, user=s.user, key_file=s.key_file,
+
+def _ssh_shell(name: str, s: Ssh) -> SshShell:
+    """An SshShell for an inventory `ssh` section, through its `via` jump hosts."""
+    gateway = _ssh_shell(f"{name} (jump host {s.via.host})", s.via) if s.via else None
+    return SshShell(name, s.host, port=s.port, user=s.user, key_file=s.key_file,
                     password_env=s.password_env, known_hosts=s.known_hosts,
                     verify_host_key=s.verify_host_key, connect_timeout=s.connect_timeout,
-                    keepalive=s.keepalive)
+                    keepalive=s.keepalive, gateway=gateway)
 
 
 def resolve_qemu(host: Host) -> str:

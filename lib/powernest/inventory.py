@@ -45,6 +45,7 @@ class Ssh(_Model):
     verify_host_key: bool = True
     connect_timeout: Annotated[float, Field(gt=0)] = 10.0
     keepalive: Annotated[int, Field(ge=0)] = 15
+    via: Ssh | None = None   # a jump host (bastion) that carries the connection
 
     @field_validator("key_file", "known_hosts")
     @classmethod
