@@ -1,6 +1,7 @@
 """A host in use: its shell, its L0 QEMU version, and the lab images on it.
 
-`HostSession.open()` connects (locally or over SSH) and reads the L0 version;
+`HostSession.open()` connects (locally or over SSH), reads the L0 version and
+takes the host's lease (see `lease.py`);
 `images()` returns the paths of the boot images on that machine, uploading
 them over SFTP into a cache keyed by the lab's content hash when the host is
 remote (a second run uploads nothing).
@@ -12,9 +13,10 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powernest import qemu
+from powernest import lease, qemu
 from powernest.inventory import Host, InventoryError, Kind, Ssh
 from powernest.lab import LabImages, find_lab
+from powernest.lease import Lease
 from powernest.local import LocalShell
 from powernest.shell import Shell
 from powernest.ssh import SshShell
@@ -77,15 +79,26 @@ class HostSession:
     shell: Shell
     qemu: str
     qemu_version: tuple[int, int, int] | None = None
+    lease: Lease | None = None
+    busy: str = ""            # why this run may not use the host (leased by another run)
+    reaped: list[str] = field(default_factory=list)
     _staged: StagedImages | None = field(default=None, repr=False)
     _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, host: Host) -> HostSession:
+    def open(cls, host: Host, run_id: str, lease_timeout: float) -> HostSession:
+        """Connect, take the host's lease (or note who holds it), reap stale guests."""
         shell = shell_for(host)
         binary = resolve_qemu(host)
         version = qemu.version(shell, binary) if host.kind is not Kind.POWERVM else None
-        return cls(host, shell, binary, version)
+        session = cls(host, shell, binary, version)
+        try:
+            session.lease = lease.acquire(shell, host.name, run_id, lease_timeout)
+        except lease.LeaseBusy as exc:
+            session.busy = str(exc)
+            return session
+        session.reaped = lease.reap(shell, host.name, run_id)
+        return session
 
     @property
     def l0(self) -> str:
@@ -126,4 +139,6 @@ class HostSession:
                             f"{remote_dir}/{lab.l1_initrd.name}")
 
     def close(self) -> None:
+        if self.lease:
+            self.lease.release()
         self.shell.close()

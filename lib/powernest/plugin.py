@@ -50,6 +50,7 @@ class RunContext:
     inventory: Inventory
     hosts: tuple[Host, ...]
     writes_report: bool
+    lease_timeout: float
 
     @property
     def journal(self) -> Path:
@@ -74,6 +75,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hosts", default="", help="comma-separated host names to use (default: all)")
     group.addoption("--reports", default="reports", help="where run directories go")
     group.addoption("--run-id", default="", help="name of this run (default: time-based)")
+    group.addoption("--lease-timeout", type=float, default=120.0,
+                    help="seconds to wait for a host another run holds, then skip it")
 
 
 def _new_run_id() -> str:
@@ -111,7 +114,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not reports.is_absolute():
         reports = Path(config.invocation_params.dir) / reports
     run_dir = reports / run_id
-    ctx = RunContext(run_id, run_dir, inventory, hosts, writes_report=workerinput is None)
+    ctx = RunContext(run_id, run_dir, inventory, hosts, writes_report=workerinput is None,
+                     lease_timeout=config.getoption("lease_timeout"))
     config.stash[_CTX] = ctx
     (run_dir / "consoles").mkdir(parents=True, exist_ok=True)
     if ctx.writes_report:
@@ -300,29 +304,34 @@ def lab() -> LabImages:
     return find_lab() or build_lab()
 
 
+class HostSessions(dict[str, HostSession]):
+    """The run's connected hosts, opened (and leased) on first use."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def get_session(self, host: Host) -> HostSession:
+        if host.name not in self:
+            self[host.name] = HostSession.open(host, self.ctx.run_id, self.ctx.lease_timeout)
+        return self[host.name]
+
+
 @pytest.fixture(scope="session")
-def host_sessions(run_context: RunContext) -> Iterator[dict[str, HostSession]]:
-    sessions: dict[str, HostSession] = {}
+def host_sessions(run_context: RunContext) -> Iterator[HostSessions]:
+    sessions = HostSessions(run_context)
     yield sessions
     for s in sessions.values():
         s.close()
 
 
-def _session_getter(sessions: dict[str, HostSession]) -> Any:
-    def get(host: Host) -> HostSession:
-        if host.name not in sessions:
-            sessions[host.name] = HostSession.open(host)
-        return sessions[host.name]
-    return get
-
-
 @pytest.fixture(scope="session")
 def pool(run_context: RunContext, lab: LabImages,
-         host_sessions: dict[str, HostSession]) -> Iterator[L1Pool]:
+         host_sessions: HostSessions) -> Iterator[L1Pool]:
     """Boots guests for the run and kills them all at its end."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     p = L1Pool(run_context.run_id, run_context.console_dir, lab,
-               _session_getter(host_sessions), on_console=run_context.attach,
+               host_sessions.get_session, on_console=run_context.attach,
                worker=worker)
     yield p
     p.close()
@@ -337,17 +346,19 @@ def _host_of(request: pytest.FixtureRequest) -> Host | None:
 
 
 @pytest.fixture
-def host_session(request: pytest.FixtureRequest,
-                 host_sessions: dict[str, HostSession]) -> HostSession:
+def host_session(request: pytest.FixtureRequest, host_sessions: HostSessions) -> HostSession:
     """The connected host of this case (from its `target` or `host` parameter)."""
     host = _host_of(request)
     if host is None:
         raise pytest.UsageError(f"{request.node.nodeid}: host_session needs a host or target")
-    return _session_getter(host_sessions)(host)
+    return host_sessions.get_session(host)
 
 
 def skip_unless_offered(target: Target, session: HostSession) -> None:
-    """Skip, with the reason, a case whose API the host's L0 version does not have."""
+    """Skip, with the reason, a case on a host leased by another run, or whose API
+    the host's L0 version does not have."""
+    if session.busy:
+        pytest.skip(session.busy)
     version = session.qemu_version
     if version and not l0_supports(target.api, version):
         pytest.skip(unsupported_reason(target.api, version))
@@ -375,12 +386,19 @@ def l2(l1: L1Guest, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
 
 @pytest.fixture(autouse=True)
 def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
-                  host_sessions: dict[str, HostSession]) -> Iterator[None]:
-    """Record the case's L0; afterwards attach the logs of the guests it used, and their kernels."""
+                  host_sessions: HostSessions) -> Iterator[None]:
+    """Record the case's L0 and lease; afterwards attach the logs of the guests it used."""
     host = _host_of(request)
     if host is not None:
-        session = _session_getter(host_sessions)(host)
-        request.node.user_properties.append(("l0", session.l0))
+        session = host_sessions.get_session(host)
+        if session.busy:
+            pytest.skip(session.busy)
+        props = request.node.user_properties
+        props.append(("l0", session.l0))
+        if session.lease and session.lease.took_over:
+            props.append(("lease_taken_over_from", session.lease.took_over))
+        if session.reaped:
+            props.append(("reaped_stale_guests", " ".join(session.reaped)))
         target = request.node.callspec.params.get("target")
         if isinstance(target, Target):
             skip_unless_offered(target, session)

@@ -1,0 +1,99 @@
+"""Host leases: one run drives a host at a time; guests of dead runs are reaped.
+
+A lease is an `flock` on `/tmp/powernest-lease-<host>.lock` on the host
+itself, held by a `flock ... cat` process started on a pseudo-terminal of the
+controller's own session: when the controller dies (or its SSH connection
+drops) the terminal hangs up, the holder dies and the lock is free again, so
+a stale lease is taken over by the next run without anyone cleaning up.  A
+record beside the lock (`.json`: owner, run id, start time) says who holds it.
+
+Holding the lease also proves that no other live run uses the host, so every
+QEMU there named `pn.<other run>.<host>...` is left over by a run that is gone
+and is killed (`reap`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+import socket
+import time
+from dataclasses import dataclass
+
+import pexpect
+from pexpect.spawnbase import SpawnBase
+
+from powernest.shell import Shell
+
+LEASED = "POWERNEST-LEASED"
+
+
+def lock_path(host: str) -> str:
+    return f"/tmp/powernest-lease-{host}.lock"
+
+
+def record_path(host: str) -> str:
+    return f"/tmp/powernest-lease-{host}.json"
+
+
+@dataclass
+class Lease:
+    """A held lease; `release()` (or the controller's death) frees it."""
+
+    host: str
+    holder: SpawnBase
+    took_over: str   # the record of a previous holder that is gone, if any
+
+    def release(self) -> None:
+        try:
+            self.holder.terminate(force=True)
+            self.holder.close()
+        except (OSError, pexpect.ExceptionPexpect):
+            pass
+
+
+class LeaseBusy(Exception):
+    """Another live run holds the host; the message names it."""
+
+
+def acquire(shell: Shell, host: str, run_id: str, timeout: float) -> Lease:
+    """Take the host's lease, waiting up to `timeout` seconds; LeaseBusy if it stays held."""
+    previous = _record(shell, host)
+    holder = shell.spawn(["flock", "-x", "-w", f"{max(timeout, 0.1):g}", lock_path(host),
+                          "sh", "-c", f"echo {LEASED}; exec cat"])
+    try:
+        holder.expect(LEASED, timeout=timeout + 30)
+    except (pexpect.TIMEOUT, pexpect.EOF):
+        holder.close()
+        current = _record(shell, host) or {}
+        raise LeaseBusy(f"host leased by {current.get('owner', 'another run')} since "
+                        f"{current.get('started', 'an unknown time')} "
+                        f"(run {current.get('run_id', '?')}); waited {timeout:g} s") from None
+    record = {"owner": f"{getpass.getuser()}@{socket.gethostname()}", "run_id": run_id,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    shell.run(["sh", "-c", 'printf "%s\\n" "$1" > "$2"', "sh", json.dumps(record),
+               record_path(host)], timeout=30, check=True)
+    took_over = ""
+    if previous and previous.get("run_id") != run_id:
+        took_over = f"{previous.get('owner')} (run {previous.get('run_id')})"
+    return Lease(host, holder, took_over)
+
+
+def _record(shell: Shell, host: str) -> dict[str, str] | None:
+    result = shell.run(["cat", record_path(host)], timeout=30)
+    try:
+        return json.loads(result.stdout) if result.ok else None
+    except json.JSONDecodeError:
+        return None
+
+
+def reap(shell: Shell, host: str, run_id: str) -> list[str]:
+    """Kill this host's guests left by other runs; return their QEMU names."""
+    listing = shell.run(["sh", "-c", "pgrep -a qemu-system || true"], timeout=30).stdout
+    name = rf"pn\.([^.\s]+)\.{re.escape(host)}(?:\.|-nested-)\S*"
+    pattern = re.compile(rf"^(\d+) .*-name ({name})", re.M)
+    stale = [(pid, qemu) for pid, qemu, owner in pattern.findall(listing) if owner != run_id]
+    for pid, _ in stale:
+        shell.run(["kill", "-9", pid], timeout=30)
+    return [name for _, name in stale]
