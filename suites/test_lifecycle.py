@@ -5,6 +5,8 @@ must still be healthy: no crash in its kernel log and KVM still usable.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from powernest.console import find_failure
@@ -90,7 +92,8 @@ def test_new_l2_after_sigkill(target: Target, pool: L1Pool) -> None:
     try:
         assert l1.load_kvm().ok
         victim = pool.boot_l2(l1, target)
-        pid = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout.strip()
+        pidfile = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout
+        pid = re.findall(r"^(\d+)$", pidfile, re.M)[-1]  # kernel lines may stand around it
         l1.run(["kill", "-9", pid], check=True)
         assert not l1.run(["sh", "-c", f"sleep 1; kill -0 {int(pid)}"]).ok, "L2 survived"
         pool.forget(victim)

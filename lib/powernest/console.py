@@ -151,7 +151,8 @@ class ConsoleShell:
 
     Each command is framed as `echo B; CMD; echo RC=$?` with a fresh number,
     so neither echoed input nor earlier output can be mistaken for its result.
-    Output is the console's: stdout and stderr merged.
+    Output is the console's: stdout and stderr merged, and kernel messages the
+    guest printed meanwhile may stand between its lines (parse accordingly).
     """
 
     def __init__(self, console: Console, name: str, timeout: float = 120.0) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import itertools
 import re
 import time
@@ -45,6 +46,8 @@ L2_DATA_DIR = "/usr/share/qemu"
 L2_KERNEL = "/boot/vmlinux-6.12"
 L2_INITRD = "/boot/l2.cpio.gz"
 POLL_INTERVAL = 0.5
+_B64 = re.compile(r"[A-Za-z0-9+/]+=*")
+_MD5 = re.compile(r"^[0-9a-f]{32}  ")
 
 
 class GuestStartError(ConsoleError):
@@ -106,7 +109,8 @@ class L1Guest:
         self.console.expect(L1_READY, timeout)
         self._shell = ConsoleShell(self.console, self.spec.name, self.command_timeout)
         self._shell.attach(L1_PROMPT, timeout)
-        self.kernel_release = self._shell.run(["uname", "-r"], check=True).stdout.strip()
+        release = self._shell.run(["uname", "-r"], check=True).stdout
+        self.kernel_release = re.findall(r"^(\d+\.\d+\S*)$", release, re.M)[-1]
 
     def run(self, argv: Sequence[str], timeout: float | None = None,
             check: bool = False) -> Result:
@@ -232,10 +236,7 @@ class L2Guest:
 
     def poll(self) -> str:
         """Fetch what the L2 console printed since the last poll; fail on a crash."""
-        script = 'tail -c +"$1" "$2" 2>/dev/null | base64'
-        result = self.l1.run(["sh", "-c", script, "sh", str(len(self.text.encode()) + 1),
-                              f"{self.fifo}.log"])
-        new = base64.b64decode("".join(result.stdout.split())).decode("utf-8", "replace")
+        new = self._fetch(len(self.text.encode()))
         if new:
             with self.log_path.open("a") as log:
                 log.write(new)
@@ -245,6 +246,28 @@ class L2Guest:
                 kind, at = failure
                 raise GuestCrash(self.spec.name, kind, tail(self.text[at:], 60), self.log_path)
         return new
+
+    def _fetch(self, offset: int, tries: int = 3) -> str:
+        """The L2 log from byte `offset` on, checked by md5.
+
+        The bytes cross the L1's console, where the L1 kernel may print at any
+        moment (under v2 it does at each L2 vCPU start); a chunk whose digest
+        does not match is fetched again.
+        """
+        script = ('tail -c +"$1" "$2" 2>/dev/null | head -c 262144 > /tmp/.pn-chunk; '
+                  'base64 /tmp/.pn-chunk; md5sum /tmp/.pn-chunk')
+        for _ in range(tries):
+            result = self.l1.run(["sh", "-c", script, "sh", str(offset + 1),
+                                  f"{self.fifo}.log"])
+            lines = result.stdout.split("\n")
+            digest = next((line.split()[0] for line in lines if _MD5.match(line)), "")
+            data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line))
+                                    + "===")
+            if hashlib.md5(data).hexdigest() == digest:  # noqa: S324 - integrity, not security
+                return data.decode("utf-8", "replace")
+        raise ConsoleError(f"{self.spec.name}: the L2 console log could not be read intact "
+                           f"through {self.l1.spec.name}'s console in {tries} tries",
+                           self.log_path)
 
     def wait_for(self, pattern: str, timeout: float, since: int = 0) -> re.Match[str]:
         """Poll the L2 console until `pattern` shows after offset `since`."""
