@@ -196,7 +196,6 @@ class L2Guest:
         self.text = ""            # everything the L2 console printed so far
         self.kernel_release = ""
         self.boot_seconds = 0.0
-        self.start_result: Result | None = None
         self._ids = itertools.count(1)
 
     @classmethod
@@ -217,10 +216,10 @@ class L2Guest:
         script = ('rm -f "$1.in" "$1.out" "$1.log"; mkfifo "$1.in" "$1.out" && '
                   '{ cat "$1.out" > "$1.log" 2>/dev/null & }')
         self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
-        self.start_result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
+        result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
         with self.log_path.open("a") as log:
-            log.write(self.start_result.stdout)
-        return self.start_result
+            log.write(result.stdout)
+        return result
 
     def start(self) -> None:
         """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
