@@ -75,7 +75,7 @@ def test_reap_kills_only_guests_of_other_runs(host: str, tmp_path: Path) -> None
                                text=True).stdout
         assert stale not in alive and mine in alive and other_host in alive
     finally:
-        subprocess.run(["pkill", "-9", "-f", f"-name pn.run-(now|gone).{host}"])
+        subprocess.run(["pkill", "-9", "-f", "--", f"-name pn.run-(now|gone).{host}"])
 
 
 def test_lease_over_ssh_ends_with_the_connection(host: str, sshd: Sshd) -> None:
