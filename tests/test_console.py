@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -96,4 +97,28 @@ def test_console_shell_runs_commands(tmp_path: Path) -> None:
     with pytest.raises(CommandTimeout):
         shell.run(["sleep", "30"], timeout=1)
     assert shell.run(["echo", "still-usable"]).stdout == "still-usable\n"
+    shell.console.close()
+
+
+NOISY_GUEST = r"""
+import re, sys
+sys.stdout.write("powernest-l1# "); sys.stdout.flush()
+for line in sys.stdin:
+    n = re.search(r"__PN(\d+)B__", line)[1]
+    noise = "[    7.418800] KVM-NESTEDv2: couldn't register the L2 VPA (rc=-56)\r\n"
+    sys.stdout.write(f"__PN{n}B__{noise}out-{n}\r\n__PN{n}RC=3{noise}powernest-l1# ")
+    sys.stdout.flush()
+"""
+
+
+def test_console_shell_survives_kernel_lines_right_after_its_markers(tmp_path: Path) -> None:
+    """The guest kernel may print at any moment, even between a marker and its newline."""
+    script = tmp_path / "noisy.py"
+    script.write_text(NOISY_GUEST)
+    proc = LocalShell().spawn([sys.executable, str(script)])
+    shell = ConsoleShell(Console(proc, tmp_path / "noisy.log", "l1"), "l1", timeout=10)
+    shell.attach("powernest-l1# ", timeout=10)
+    result = shell.run(["true"])
+    assert result.exit_code == 3
+    assert "out-2" in result.stdout
     shell.console.close()

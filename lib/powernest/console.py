@@ -66,6 +66,19 @@ def find_failure(text: str) -> tuple[str, int] | None:
     return kind, match.start()
 
 
+def begin_marker(marker: str) -> str:
+    """A command's begin marker as printed, not as echoed (`marker;` is the echo).
+
+    Nothing else is asked of what follows: the kernel may print right after it.
+    """
+    return rf"{marker}(?!;)(?=[\s\S])"
+
+
+def end_marker(prefix: str) -> str:
+    """A command's end marker with its exit status, however the line goes on."""
+    return rf"{prefix}(\d+)(?=\D)"
+
+
 def tail(text: str, lines: int = 30) -> str:
     """The last lines of console text, carriage returns removed."""
     return "\n".join(text.replace("\r", "").splitlines()[-lines:])
@@ -178,13 +191,13 @@ class ConsoleShell:
         wait = timeout or self.timeout
         self.console.sendline(f"echo __PN{n}B__; {script}; echo __PN{n}RC=$?")
         try:
-            self.console.expect(rf"__PN{n}B__\r*\n", wait)
-            match = self.console.expect(rf"__PN{n}RC=(\d+)\r*\n", wait)
+            self.console.expect(begin_marker(f"__PN{n}B__"), wait)
+            match = self.console.expect(end_marker(f"__PN{n}RC="), wait)
         except ConsoleTimeout as exc:
             self.console.send("\x03")  # leave the console at a prompt for the next command
             raise CommandTimeout(f"{self.name}: `{shown or script}` ran past {wait:.0f} s\n"
                                  f"{exc}") from None
-        output = self.console.proc.before.replace("\r", "")
+        output = self.console.proc.before.replace("\r", "").removeprefix("\n")
         result = Result(shown or script, int(match[1]), output)
         if check and not result.ok:
             raise CommandFailed(result)

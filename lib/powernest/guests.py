@@ -32,6 +32,8 @@ from powernest.console import (
     ConsoleShell,
     ConsoleTimeout,
     GuestCrash,
+    begin_marker,
+    end_marker,
     find_failure,
     tail,
 )
@@ -298,8 +300,8 @@ class L2Guest:
         command = quote(argv)
         since = len(self.text)
         self.send(f"echo __L2_{n}B__; {command}; echo __L2_{n}RC=$?")
-        begin = self.wait_for(rf"(?m)^__L2_{n}B__\r?$", timeout, since)
-        end = self.wait_for(rf"(?m)^__L2_{n}RC=(\d+)\r?$", timeout, begin.end())
+        begin = self.wait_for(begin_marker(f"__L2_{n}B__"), timeout, since)
+        end = self.wait_for(end_marker(f"__L2_{n}RC="), timeout, begin.end())
         output = self.text[begin.end():end.start()].replace("\r", "").strip("\n")
         result = Result(command, int(end[1]), output + "\n" if output else "")
         if check and not result.ok:
