@@ -72,6 +72,13 @@ def suite_properties(junit: Path, suite: str) -> dict[str, str]:
     raise AssertionError(f"no testsuite {suite} in {junit}")
 
 
+def ssh_section(server: Sshd, indent: str) -> str:
+    """The inventory fields that reach a test sshd, indented for a YAML mapping."""
+    fields = {"host": server.host, "port": server.port, "user": server.user,
+              "key_file": server.key_file, "known_hosts": server.known_hosts}
+    return "".join(f"{indent}{key}: {value}\n" for key, value in fields.items())
+
+
 def qemu_running(tag: str) -> list[str]:
     done = subprocess.run(["pgrep", "-af", f"qemu-system-ppc64 -name pn.{tag}"],
                           capture_output=True, text=True)
@@ -108,12 +115,7 @@ hosts:
     cpu: power10
     apis: [nested-hv]
     ssh:
-      host: {sshd.host}
-      port: {sshd.port}
-      user: {sshd.user}
-      key_file: {sshd.key_file}
-      known_hosts: {sshd.known_hosts}
-"""
+{ssh_section(sshd, "      ")}"""
     done, run = suites(tmp_path, inventory, "-k", "test_l1 or test_l2_runs or test_l2_shell",
                        run_id="e2e-ssh")
     assert done.returncode == 0, done.stdout[-3000:]
@@ -252,18 +254,8 @@ hosts:
     kind: tcg
     cpu: power9
     ssh:
-      host: {sshd.host}
-      port: {sshd.port}
-      user: {sshd.user}
-      key_file: {sshd.key_file}
-      known_hosts: {sshd.known_hosts}
-      via:
-        host: {bastion.host}
-        port: {bastion.port}
-        user: {bastion.user}
-        key_file: {bastion.key_file}
-        known_hosts: {bastion.known_hosts}
-"""
+{ssh_section(sshd, "      ")}      via:
+{ssh_section(bastion, "        ")}"""
         done, run = suites(tmp_path, inventory, "-k", "test_cap", run_id="e2e-jump")
         bastion_log = bastion.log.read_text()
     assert done.returncode == 0, done.stdout[-3000:]
