@@ -41,12 +41,7 @@ def test_second_run_waits_then_is_told_who_holds_it(host: str) -> None:
 
 def test_a_killed_holder_frees_the_lease(host: str) -> None:
     """A controller SIGKILLed while holding a lease leaves a record, not a lock."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\n"
-         "from powernest import lease\nfrom powernest.local import LocalShell\n"
-         f"lease.acquire(LocalShell(), {host!r}, 'run-dead', 5)\n"
-         "print('held', flush=True)\ntime.sleep(300)\n"], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    holder = _holder(host, "run-dead")
     holder.kill()
     holder.wait()
     started = time.monotonic()
@@ -95,26 +90,40 @@ def test_lease_over_ssh_ends_with_the_connection(host: str, sshd: Sshd) -> None:
     taken.release()
 
 
-def test_two_runs_on_one_host_never_collide(tmp_path: Path) -> None:
-    """While one run holds a host, a second run skips it and names the holder."""
+def _holder(host: str, run_id: str) -> subprocess.Popen[str]:
+    """Another controller: a process that takes the host's lease and keeps it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time\n"
+         "from powernest import lease\nfrom powernest.local import LocalShell\n"
+         f"held = lease.acquire(LocalShell(), {host!r}, {run_id!r}, 5)\n"
+         "print('held', flush=True)\ntime.sleep(600)\n"], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_run_skips_a_leased_host_then_takes_it_over(tmp_path: Path) -> None:
+    """While another run holds a host, a run skips it naming the holder; once it is gone,
+    the next run takes the host over."""
+    host = f"p9-shared-{secrets.token_hex(2)}"
     (tmp_path / "hosts.yaml").write_text(
-        "hosts:\n  - {name: p9-shared, kind: tcg, cpu: power9, apis: [nested-hv]}\n")
+        f"hosts:\n  - {{name: {host}, kind: tcg, cpu: power9, apis: [nested-hv]}}\n")
     base = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(REPO / "suites"),
-            "--inventory", str(tmp_path / "hosts.yaml"), "--reports", str(tmp_path / "r"), "-q"]
-    first = subprocess.Popen([*base, "--run-id", "first", "-k", "test_l1"], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            "--inventory", str(tmp_path / "hosts.yaml"), "--reports", str(tmp_path / "r"),
+            "-q", "-k", "test_cap", "--lease-timeout", "2", "-rs"]
+    other = _holder(host, "other-run")
     try:
-        record = Path(lease.record_path("p9-shared"))
-        deadline = time.monotonic() + 60
-        while not (record.exists() and "first" in record.read_text()):
-            assert time.monotonic() < deadline and first.poll() is None, "first run never leased"
-            time.sleep(0.2)
-        second = subprocess.run([*base, "--run-id", "second", "-k", "test_cap",
-                                 "--lease-timeout", "2", "-rs"], cwd=REPO,
-                                capture_output=True, text=True, timeout=300)
+        blocked = subprocess.run([*base, "--run-id", "second"], cwd=REPO,
+                                 capture_output=True, text=True, timeout=300)
     finally:
-        out, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, out[-2000:]
-    assert second.returncode == 0, second.stdout[-2000:]
-    assert "host leased by" in second.stdout and "(run first)" in second.stdout
-    assert " passed" not in second.stdout.splitlines()[-1]
+        other.kill()
+        other.wait()
+    after = subprocess.run([*base, "--run-id", "third"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    for path in (lease.lock_path(host), lease.record_path(host)):
+        Path(path).unlink(missing_ok=True)
+    assert blocked.returncode == 0, blocked.stdout[-2000:]
+    assert "host leased by" in blocked.stdout and "(run other-run)" in blocked.stdout
+    assert "passed" not in blocked.stdout.splitlines()[-1]
+    assert after.returncode == 0 and "12 passed" in after.stdout, after.stdout[-2000:]
+    junit = (tmp_path / "r" / "third" / "junit.xml").read_text()
+    assert "lease_taken_over_from" in junit and "other-run" in junit
