@@ -15,6 +15,7 @@ commands reach the L2 shell through the input FIFO.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import itertools
@@ -120,10 +121,13 @@ class L1Guest:
 
     def load_kvm(self) -> Result:
         """insmod kvm.ko (must work), then kvm-hv.ko; returns what kvm-hv's insmod did."""
-        modules = f"/lib/modules/{self.kernel_release}"
-        self.run(["insmod", f"{modules}/kvm.ko"], check=True)
-        self.kvm_load = self.run(["insmod", f"{modules}/kvm-hv.ko"])
+        self.run(["insmod", self._module("kvm")], check=True)
+        self.kvm_load = self.run(["insmod", self._module("kvm-hv")])
         return self.kvm_load
+
+    def _module(self, name: str) -> str:
+        """Where the L1 image keeps a module of the running kernel."""
+        return f"/lib/modules/{self.kernel_release}/{name}.ko"
 
     def kvm_hv_loaded(self) -> bool:
         return self.run(["sh", "-c", "grep -q '^kvm_hv ' /proc/modules"]).ok
@@ -134,7 +138,7 @@ class L1Guest:
     def reload_kvm_hv(self) -> Result:
         """rmmod kvm-hv and insmod it again, without a kexec."""
         self.run(["rmmod", "kvm_hv"], check=True)
-        return self.run(["insmod", f"/lib/modules/{self.kernel_release}/kvm-hv.ko"])
+        return self.run(["insmod", self._module("kvm-hv")])
 
     def kexec(self, kernel: str, timeout: float) -> None:
         """kexec into /boot/vmlinux-<kernel> with this L1's own files as initramfs.
@@ -262,8 +266,10 @@ class L2Guest:
                                   f"{self.fifo}.log"])
             lines = result.stdout.split("\n")
             digest = next((line.split()[0] for line in lines if _MD5.match(line)), "")
-            data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line))
-                                    + "===")
+            try:
+                data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line)))
+            except binascii.Error:  # a line was lost to a kernel message: fetch again
+                continue
             if hashlib.md5(data).hexdigest() == digest:  # noqa: S324 - integrity, not security
                 return data.decode("utf-8", "replace")
         raise ConsoleError(f"{self.spec.name}: the L2 console log could not be read intact "

@@ -391,7 +391,10 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
     host = _host_of(request)
     if host is not None:
         session = host_sessions.get_session(host)
-        if session.busy:
+        target = request.node.callspec.params.get("target")
+        if isinstance(target, Target):
+            skip_unless_offered(target, session)
+        elif session.busy:
             pytest.skip(session.busy)
         props = request.node.user_properties
         props.append(("l0", session.l0))
@@ -399,9 +402,6 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
             props.append(("lease_taken_over_from", session.lease.took_over))
         if session.reaped:
             props.append(("reaped_stale_guests", " ".join(session.reaped)))
-        target = request.node.callspec.params.get("target")
-        if isinstance(target, Target):
-            skip_unless_offered(target, session)
     yield
     for value in request.node.funcargs.values():
         if isinstance(value, L1Guest | L2Guest):
