@@ -42,7 +42,8 @@ def test_cap_acceptance(host: Host, host_session: HostSession, run_context: RunC
                      kernel="",
                      qemu=host_session.qemu, data_dir=host.qemu_data_dir, cpu=cpu,
                      accel=accel,
-                     machine_props=tuple(f"{a.cap}=on" for a in API if a in caps))
+                     machine_props=(*(f"{a.cap}=on" for a in API if a in caps),
+                                    *host.l1_machine))
     check = check_start(host_session.shell, spec)
     said = "\n".join(check.errors) or "(no error)"
     assert check.accepted == rule.accepted, (

@@ -4,7 +4,9 @@ each time that the running kernel's API and KVM state are what the
 expectations table says for the API its L0 offers.
 
 Each (target, scenario) gets an L1 of its own; the scenario runs once and the
-cases below check what it observed at each stage.
+cases below check what it observed at each stage.  On a powervm host the L1
+is the LPAR: the scenarios that kexec its running kernel series into itself
+run there (reconnecting over SSH), and nothing resets it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from powernest.console import ConsoleError
 from powernest.guests import L1Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Kind
+from powernest.lpar import L1, Lpar
 from powernest.nested import (
     API,
     SET_CAPABILITIES_ONCE,
@@ -71,7 +74,7 @@ class Stage:
         return "\n".join(line for line in self.dmesg.splitlines() if "kvm" in line.lower())
 
 
-def _try_l2(pool: L1Pool, l1: L1Guest, target: Target) -> tuple[bool, str]:
+def _try_l2(pool: L1Pool, l1: L1, target: Target) -> tuple[bool, str]:
     try:
         l2 = pool.boot_l2(l1, target)
     except ConsoleError as exc:
@@ -81,7 +84,7 @@ def _try_l2(pool: L1Pool, l1: L1Guest, target: Target) -> tuple[bool, str]:
     return ok, l2.hardware_name()
 
 
-def _observe(pool: L1Pool, l1: L1Guest, target: Target, registered_before: bool,
+def _observe(pool: L1Pool, l1: L1, target: Target, registered_before: bool,
              loaded: bool) -> Stage:
     dmesg = l1.dmesg()
     l2_ok, detail = _try_l2(pool, l1, target)
@@ -90,36 +93,53 @@ def _observe(pool: L1Pool, l1: L1Guest, target: Target, registered_before: bool,
 
 @pytest.fixture(scope="session")
 def chain(target: Target, scenario: Scenario, pool: L1Pool) -> Iterator[dict[str, Stage]]:
-    """Run the scenario on a fresh L1; yield its stages: boot, after, reset."""
+    """Run the scenario; yield its stages: boot, after and (not on an LPAR) reset."""
     if not target.host.kexec_allowed and scenario.then is not None:
         pytest.skip(f"{target.host.name} does not allow kexec (allow_kexec: false)")
-    if target.host.kind is Kind.POWERVM:
-        pytest.skip("powervm hosts are driven over SSH (not an emulated L0)")
     skip_unless_offered(target, pool.session_for(target.host))
-    timeout = target.host.timeouts.l1_boot
+    if target.host.kind is Kind.POWERVM:
+        yield _lpar_chain(pool.lpar(target), target, scenario, pool)
+        return
     l1 = pool.boot(target, pool.l1_spec(target, kernel=scenario.first))
     try:
-        stages: dict[str, Stage] = {}
-        loaded = l1.load_kvm().ok
-        if scenario.l2_running:
-            running = pool.boot_l2(l1, target)
-        stages["boot"] = _observe(pool, l1, target, False, loaded)
-        first = stages["boot"]
-        before = registers(target.api, first.kernel, first.kvm_hv_loaded)
-        if scenario.then is None:
-            loaded = l1.reload_kvm_hv().ok
-        else:
-            l1.kexec(scenario.then, timeout)
-            loaded = l1.load_kvm().ok
-        if scenario.l2_running:
-            pool.forget(running)  # it went away with the kernel that ran it
-        stages["after"] = _observe(pool, l1, target, before, loaded)
-        l1.reboot(timeout)
+        stages = _chain(l1, target, scenario, pool)
+        l1.reboot(target.host.timeouts.l1_boot)
         loaded = l1.load_kvm().ok
         stages["reset"] = _observe(pool, l1, target, False, loaded)
         yield stages
     finally:
         pool.stop(l1)
+
+
+def _lpar_chain(lpar: Lpar, target: Target, scenario: Scenario,
+                pool: L1Pool) -> dict[str, Stage]:
+    if scenario.then is None:
+        pytest.skip("the suite does not unload kvm-hv on an LPAR")
+    if {scenario.first, scenario.then} != {lpar.kernel}:
+        pytest.skip(f"{target.host.name} runs Linux {lpar.kernel}: it is kexec'd only into "
+                    f"its own kernel series")
+    return _chain(lpar, target, scenario, pool)
+
+
+def _chain(l1: L1, target: Target, scenario: Scenario, pool: L1Pool) -> dict[str, Stage]:
+    """The scenario's first two stages: as booted, then after the kexec or reload."""
+    stages: dict[str, Stage] = {}
+    loaded = l1.load_kvm().ok
+    if scenario.l2_running:
+        running = pool.boot_l2(l1, target)
+    stages["boot"] = _observe(pool, l1, target, False, loaded)
+    first = stages["boot"]
+    before = registers(target.api, first.kernel, first.kvm_hv_loaded)
+    if scenario.then is None:
+        assert isinstance(l1, L1Guest)
+        loaded = l1.reload_kvm_hv().ok
+    else:
+        l1.kexec(scenario.then, target.host.timeouts.l1_boot)
+        loaded = l1.load_kvm().ok
+    if scenario.l2_running:
+        pool.forget(running)  # it went away with the kernel that ran it
+    stages["after"] = _observe(pool, l1, target, before, loaded)
+    return stages
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -158,4 +178,6 @@ def test_after_kexec_or_reload(chain: dict[str, Stage], target: Target,
 
 
 def test_reset_restores_kvm(chain: dict[str, Stage], target: Target) -> None:
+    if "reset" not in chain:
+        pytest.skip("the suite does not reset an LPAR")
     _check(chain["reset"], target, "after reboot -f")

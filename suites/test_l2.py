@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from powernest.guests import L1Guest, L2Guest
+from powernest.guests import L2Guest
 from powernest.hosts import HostSession
+from powernest.lpar import L1
 from powernest.nested import IDLE_L2_SPINS, TLB_INVALIDATE, VPA_ELEMENT, Deviation
 from powernest.plugin import expect_deviations
 from powernest.pool import L1Pool, Target
@@ -21,7 +22,7 @@ SHELL_TIMEOUT = 30  # an L2 under v1 answers in well under a second
 
 
 @pytest.fixture(scope="session")
-def l1_log_after_l2(l1: L1Guest, l2: L2Guest, pool: L1Pool) -> Iterator[str]:
+def l1_log_after_l2(l1: L1, l2: L2Guest, pool: L1Pool) -> Iterator[str]:
     """The L1's kernel log once its L2 ran and was stopped."""
     pool.stop(l2)
     yield l1.dmesg()

@@ -10,8 +10,9 @@ import re
 import pytest
 
 from powernest.console import find_failure
-from powernest.guests import L1Guest, L2Guest
+from powernest.guests import L2Guest
 from powernest.hosts import HostSession
+from powernest.lpar import L1
 from powernest.nested import API, IDLE_L2_SPINS
 from powernest.plugin import expect_deviations
 from powernest.pool import L1Pool, Target
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.nightly
 _smp2_boot: dict[tuple[str, API], float] = {}   # (host, api) -> seconds, for the v2/v1 ratio
 
 
-def assert_l1_healthy(l1: L1Guest) -> None:
+def assert_l1_healthy(l1: L1) -> None:
     """No panic, oops, lockup or stall in the L1's log; kvm-hv loaded, /dev/kvm there."""
     dmesg = l1.dmesg()
     failure = find_failure(dmesg)
@@ -33,7 +34,7 @@ def assert_under_kvm(l2: L2Guest) -> None:
     assert "hv:linux,kvm" in l2.hardware_name(), f"{l2.spec.name}: {l2.hardware_name()!r}"
 
 
-def test_four_l2s_one_after_another(l1: L1Guest, target: Target, pool: L1Pool) -> None:
+def test_four_l2s_one_after_another(l1: L1, target: Target, pool: L1Pool) -> None:
     for _ in range(4):
         l2 = pool.boot_l2(l1, target)
         assert_under_kvm(l2)
@@ -41,7 +42,7 @@ def test_four_l2s_one_after_another(l1: L1Guest, target: Target, pool: L1Pool) -
     assert_l1_healthy(l1)
 
 
-def test_two_l2s_at_once(l1: L1Guest, target: Target, pool: L1Pool) -> None:
+def test_two_l2s_at_once(l1: L1, target: Target, pool: L1Pool) -> None:
     first = pool.boot_l2(l1, target)
     second = pool.boot_l2(l1, target)
     try:
@@ -55,7 +56,7 @@ def test_two_l2s_at_once(l1: L1Guest, target: Target, pool: L1Pool) -> None:
 
 
 @pytest.mark.slow  # minutes under API v2
-def test_l2_with_two_vcpus(l1: L1Guest, target: Target, pool: L1Pool,
+def test_l2_with_two_vcpus(l1: L1, target: Target, pool: L1Pool,
                            record_property: pytest.RecordProperty) -> None:
     l2 = pool.boot_l2(l1, target, smp=2)
     try:
@@ -72,7 +73,7 @@ def test_l2_with_two_vcpus(l1: L1Guest, target: Target, pool: L1Pool,
     assert_l1_healthy(l1)
 
 
-def test_l2_reboots_from_inside(l1: L1Guest, target: Target, pool: L1Pool,
+def test_l2_reboots_from_inside(l1: L1, target: Target, pool: L1Pool,
                                 host_session: HostSession,
                                 request: pytest.FixtureRequest) -> None:
     expect_deviations(request, (IDLE_L2_SPINS,), target.api, host_session)
@@ -106,7 +107,7 @@ def test_new_l2_after_sigkill(target: Target, pool: L1Pool) -> None:
 
 
 @pytest.mark.parametrize("memory", ["256M", "1G", "2G"])
-def test_l2_memory_size(l1: L1Guest, target: Target, pool: L1Pool, memory: str) -> None:
+def test_l2_memory_size(l1: L1, target: Target, pool: L1Pool, memory: str) -> None:
     l2 = pool.boot_l2(l1, target, memory=memory)
     try:
         assert_under_kvm(l2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from powernest.nested import (
@@ -68,6 +70,9 @@ def test_deviation_applies_by_api_and_version() -> None:
     vpa = DEVIATIONS[0]
     assert vpa.applies(API.V2, (10, 0, 2)) and vpa.applies(API.V2, (9, 0, 0))
     assert not vpa.applies(API.V1, (10, 0, 2))
-    assert not vpa.applies(API.V2, (8, 2, 0)) and not vpa.applies(API.V2, None)
+    assert not vpa.applies(API.V2, (8, 2, 0))
+    assert vpa.applies(API.V2, None), "an unknown QEMU has every unfixed deviation"
+    fixed = dataclasses.replace(vpa, fixed_in=(11, 0))
+    assert not fixed.applies(API.V2, None) and not fixed.applies(API.V2, (11, 0, 0))
     reason = vpa.reason((10, 0, 2))
     assert vpa.id in reason and "10.0.2" in reason

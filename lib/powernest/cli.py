@@ -1,15 +1,20 @@
-"""The `powernest` command: build the lab, check an inventory, rebuild reports."""
+"""The `powernest` command: build the lab, run emulated hosts, check an inventory,
+rebuild reports."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
 
 import click
+import yaml
 
-from powernest.inventory import InventoryError, load_inventory
+from powernest import twins
+from powernest.console import ConsoleError
+from powernest.inventory import InventoryError, Kind, load_inventory
 from powernest.lab import LabBuildError, build_lab
 from powernest.reporting import dashboard, journal, junit, merge
 
@@ -39,6 +44,40 @@ def lab_build(force: bool, cache: Path | None) -> None:
     except LabBuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"lab: {images.root}")
+
+
+@lab.command("twin")
+@click.argument("kind", type=click.Choice([Kind.POWERVM.value, Kind.KVM.value]))
+@click.option("--name", default=None, help="Host name in the inventory (default: KIND-twin).")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=Path("twins"),
+              show_default=True, help="Where the key, known_hosts, console log and "
+              "inventory go.")
+@click.option("--port", type=int, default=0, help="SSH port on 127.0.0.1 (default: a free one).")
+def lab_twin(kind: str, name: str | None, workdir: Path, port: int) -> None:
+    """Run an emulated powervm LPAR or kvm host until interrupted.
+
+    Writes DIR/NAME.yaml, an inventory that describes the twin as it would a real
+    host:  make run INVENTORY=DIR/NAME.yaml
+    """
+    name = name or f"{kind}-twin"
+    try:
+        images = build_lab(log=click.echo)
+        click.echo(f"twin {name}: booting ({kind}) ...")
+        twin = twins.start(Kind(kind), images, workdir.resolve(), name, port)
+    except (LabBuildError, ConsoleError) as exc:
+        raise click.ClickException(str(exc)) from None
+    inventory_file = workdir / f"{name}.yaml"
+    inventory_file.write_text(yaml.safe_dump({"hosts": [twin.inventory_entry()]},
+                                             sort_keys=False))
+    click.echo(f"twin {name}: SSH on 127.0.0.1:{twin.port} after {twin.boot_seconds:.1f} s; "
+               f"inventory {inventory_file}; console {twin.log_path}. Ctrl-C stops it.")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        twin.console.proc.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        twin.stop()
 
 
 @main.group()

@@ -6,6 +6,7 @@ driven through `shell` (a `ConsoleShell`).  `stop()` kills QEMU whatever
 state the guest is in and is safe to call twice.
 
 L2 lifecycle: `start()` runs the L1's QEMU with `-accel kvm -daemonize`; the
+L1 is an `L2Host`: an `L1Guest`, or a PowerVM LPAR (`powernest.lpar.Lpar`).  The
 L2 console is a FIFO pair inside the L1 whose output a `cat` in the L1 appends
 to a file.  The controller polls that file (base64, so the L2's own crash text
 cannot be mistaken for the L1's) and mirrors it to the local console log;
@@ -24,7 +25,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from powernest.console import (
     Console,
@@ -39,7 +40,7 @@ from powernest.console import (
     tail,
 )
 from powernest.qemu import GuestSpec, errors
-from powernest.shell import CommandFailed, CommandTimeout, Result, Shell, quote
+from powernest.shell import CommandFailed, CommandTimeout, Result, Runner, Shell, quote
 
 L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
 L1_PROMPT = "powernest-l1# "
@@ -68,6 +69,21 @@ def kernel_series(release: str) -> str:
     return ".".join(release.split(".")[:2])
 
 
+class L2Host(Runner, Protocol):
+    """What an L2 runs in: the commands it needs and where its images are."""
+
+    @property
+    def name(self) -> str: ...
+
+    def alive(self) -> bool: ...
+
+    def next_l2_name(self) -> str: ...
+
+    def l2_defaults(self) -> dict[str, Any]:
+        """GuestSpec fields for an L2 here: kernel, initrd, data_dir, qemu."""
+        ...
+
+
 class L1Guest:
     """An L1 booted by QEMU on a host; see the module docstring for its lifecycle."""
 
@@ -91,8 +107,19 @@ class L1Guest:
         return self._shell
 
     @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
     def kernel(self) -> str:
         return kernel_series(self.kernel_release)
+
+    def alive(self) -> bool:
+        return self.console is not None and self.console.alive()
+
+    def l2_defaults(self) -> dict[str, Any]:
+        """The L2 images inside the L1 image, and its QEMU on PATH."""
+        return {"kernel": L2_KERNEL, "initrd": L2_INITRD, "data_dir": L2_DATA_DIR}
 
     def start(self) -> None:
         """Spawn QEMU and wait until the L1 shell answers."""
@@ -182,17 +209,17 @@ class L1Guest:
             kill_pidfile(self.host, self.spec.pidfile)
 
 
-def kill_pidfile(shell: Shell, pidfile: str) -> None:
+def kill_pidfile(runner: Runner, pidfile: str) -> None:
     """SIGKILL the process a pidfile names, if it is still there."""
     script = 'test -s "$1" && kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; true'
     with contextlib.suppress(Exception):  # teardown must not mask the test's own error
-        shell.run(["sh", "-c", script, "sh", pidfile], timeout=30)
+        runner.run(["sh", "-c", script, "sh", pidfile], timeout=30)
 
 
 class L2Guest:
     """An L2 started inside an L1 under `-accel kvm`; see the module docstring."""
 
-    def __init__(self, l1: L1Guest, spec: GuestSpec, log_path: Path,
+    def __init__(self, l1: L2Host, spec: GuestSpec, log_path: Path,
                  boot_timeout: float) -> None:
         self.l1 = l1
         self.spec = spec
@@ -205,20 +232,19 @@ class L2Guest:
         self._ids = itertools.count(1)
 
     @classmethod
-    def in_l1(cls, l1: L1Guest, log_dir: Path, boot_timeout: float, **spec: Any) -> L2Guest:
-        """An L2 spec with the L1 image's defaults, overridden by `spec`."""
+    def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float, **spec: Any) -> L2Guest:
+        """An L2 spec with the L1's defaults, overridden by `spec`."""
         name = l1.next_l2_name()
-        base = GuestSpec(name=name, kernel=L2_KERNEL, initrd=L2_INITRD, accel="kvm",
-                         cpu="host", memory="512M", data_dir=L2_DATA_DIR,
+        base = GuestSpec(name=name, accel="kvm", cpu="host", memory="512M",
                          machine_props=("cap-hpt-max-page-size=4k",),
                          console_pipe=f"/tmp/{name}", pidfile=f"/tmp/{name}.pid",
-                         daemonize=True)
-        return cls(l1, replace(base, **spec), log_dir / f"{l1.spec.name}-{name}.log", boot_timeout)
+                         daemonize=True, **l1.l2_defaults())
+        return cls(l1, replace(base, **spec), log_dir / f"{l1.name}-{name}.log", boot_timeout)
 
     def launch(self) -> Result:
         """Start QEMU in the L1; returns its result (non-zero: QEMU refused)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log_path.write_text(f"# in {self.l1.spec.name}: {quote(self.spec.argv())}\n")
+        self.log_path.write_text(f"# in {self.l1.name}: {quote(self.spec.argv())}\n")
         script = ('rm -f "$1.in" "$1.out" "$1.log"; mkfifo "$1.in" "$1.out" && '
                   '{ cat "$1.out" > "$1.log" 2>/dev/null & }')
         self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
@@ -273,7 +299,7 @@ class L2Guest:
             if hashlib.md5(data).hexdigest() == digest:  # noqa: S324 - integrity, not security
                 return data.decode("utf-8", "replace")
         raise ConsoleError(f"{self.spec.name}: the L2 console log could not be read intact "
-                           f"through {self.l1.spec.name}'s console in {tries} tries",
+                           f"through {self.l1.name}'s console in {tries} tries",
                            self.log_path)
 
     def wait_for(self, pattern: str, timeout: float, since: int = 0) -> re.Match[str]:
@@ -339,12 +365,12 @@ class L2Guest:
 
     def stop(self) -> None:
         """Kill the L2's QEMU and keep the last of its console."""
-        if self.l1.console is None or not self.l1.console.alive():
+        if not self.l1.alive():
             return
         with contextlib.suppress(ConsoleError):
             self.poll()
         if self.spec.pidfile:
-            kill_pidfile(self.l1.shell, self.spec.pidfile)
+            kill_pidfile(self.l1, self.spec.pidfile)
         # The L1 kernel destroys the VM once QEMU is gone; wait for that.
         script = 'for i in $(seq 50); do pgrep -f "$1" >/dev/null || exit 0; sleep 0.2; done'
         with contextlib.suppress(ConsoleError, CommandTimeout):

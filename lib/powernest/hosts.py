@@ -1,35 +1,34 @@
 """A host in use: its shell, its L0 QEMU version, and the lab images on it.
 
 `HostSession.open()` connects (locally or over SSH), reads the L0 version and
-takes the host's lease (see `lease.py`);
-`images()` returns the paths of the boot images on that machine, uploading
-them over SFTP into a cache keyed by the lab's content hash when the host is
-remote (a second run uploads nothing).
+takes the host's lease (see `lease.py`); `path_of()` gives a lab file's path
+on that machine, uploading it over SFTP into a cache keyed by its SHA-256 when
+the host is remote (a second run uploads nothing); `wait_for_new_boot()`
+reconnects to a host that replaced its kernel and takes its lease again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from powernest import lease, qemu
 from powernest.inventory import Host, InventoryError, Kind, Ssh
-from powernest.lab import LabImages, find_lab
+from powernest.lab import find_lab
 from powernest.lease import Lease
 from powernest.local import LocalShell
-from powernest.shell import Shell
+from powernest.shell import Shell, ShellError
 from powernest.ssh import SshShell
 
 REMOTE_CACHE = ".cache/powernest/images"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+RECONNECT_INTERVAL = 2.0
 
 
-@dataclass(frozen=True)
-class StagedImages:
-    """The lab's boot images as paths on the host that boots them."""
-
-    kernels: dict[str, str]
-    l1_initrd: str
+class HostLost(ShellError):
+    """A host did not come back after replacing its kernel."""
 
 
 def shell_for(host: Host) -> Shell:
@@ -79,10 +78,13 @@ class HostSession:
     shell: Shell
     qemu: str
     qemu_version: tuple[int, int, int] | None = None
+    run_id: str = ""
+    lease_timeout: float = 0.0
     lease: Lease | None = None
     busy: str = ""            # why this run may not use the host (leased by another run)
     reaped: list[str] = field(default_factory=list)
-    _staged: StagedImages | None = field(default=None, repr=False)
+    platform: str = ""        # a powervm host's own /proc/device-tree/model
+    _staged: dict[Path, str] = field(default_factory=dict, repr=False)
     _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
@@ -91,7 +93,10 @@ class HostSession:
         shell = shell_for(host)
         binary = resolve_qemu(host)
         version = qemu.version(shell, binary) if host.kind is not Kind.POWERVM else None
-        session = cls(host, shell, binary, version)
+        session = cls(host, shell, binary, version, run_id, lease_timeout)
+        if host.kind is Kind.POWERVM:
+            model = shell.run(["cat", "/proc/device-tree/model"], timeout=30)
+            session.platform = model.stdout.strip("\0\n ") if model.ok else ""
         try:
             session.lease = lease.acquire(shell, host.name, run_id, lease_timeout)
         except lease.LeaseBusy as exc:
@@ -101,10 +106,21 @@ class HostSession:
         return session
 
     @property
+    def nested_by_qemu(self) -> bool:
+        """Whether QEMU's own nested-API code (TCG pseries) serves this host's L1s.
+
+        True for the emulated lab and for an LPAR whose firmware says it is QEMU
+        (the powervm twin); false on PowerVM and under Linux KVM.
+        """
+        return self.host.kind is Kind.TCG or "emulated by qemu" in self.platform
+
+    @property
     def l0(self) -> str:
         """The L0 hypervisor as a report shows it."""
         if self.host.kind is Kind.POWERVM:
-            return "PowerVM"
+            if self.nested_by_qemu:
+                return f"QEMU, TCG (seen from the LPAR: {self.platform!r}; version unknown)"
+            return f"PowerVM ({self.platform or 'platform unknown'})"
         v = ".".join(map(str, self.qemu_version)) if self.qemu_version else "unknown"
         return f"QEMU {v} ({'TCG' if self.host.kind is Kind.TCG else 'KVM'})"
 
@@ -114,29 +130,47 @@ class HostSession:
             self._cpus = qemu.cpu_models(self.shell, self.qemu)
         return cpu in self._cpus
 
-    def images(self, lab: LabImages) -> StagedImages:
-        """The lab images' paths on this host, uploaded once per content hash."""
-        if self._staged is None:
-            if isinstance(self.shell, LocalShell):
-                self._staged = StagedImages({k: str(p) for k, p in lab.kernels.items()},
-                                            str(lab.l1_initrd))
-            else:
-                self._staged = self._upload(lab)
-        return self._staged
-
-    def _upload(self, lab: LabImages) -> StagedImages:
-        files = [*lab.kernels.values(), lab.l1_initrd]
-        home = self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
-        remote_dir = f"{home}/{REMOTE_CACHE}/{lab.key}"
-        self.shell.run(["mkdir", "-p", remote_dir], check=True)
-        for path in files:
-            remote = f"{remote_dir}/{path.name}"
-            have = self.shell.run(["sh", "-c", 'sha256sum "$1" 2>/dev/null', "sh", remote])
-            if have.stdout.split()[:1] != [_sha256(path)]:
-                self.shell.put(path, remote + ".part")
+    def path_of(self, local: Path) -> str:
+        """Where a lab file is on this host: uploaded once per content hash if remote."""
+        if isinstance(self.shell, LocalShell):
+            return str(local)
+        if local not in self._staged:
+            home = self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
+            remote_dir = f"{home}/{REMOTE_CACHE}/{_sha256(local)[:32]}"
+            remote = f"{remote_dir}/{local.name}"
+            if not self.shell.run(["test", "-f", remote]).ok:
+                self.shell.run(["mkdir", "-p", remote_dir], check=True)
+                self.shell.put(local, remote + ".part")
                 self.shell.run(["mv", remote + ".part", remote], check=True)
-        return StagedImages({k: f"{remote_dir}/{p.name}" for k, p in lab.kernels.items()},
-                            f"{remote_dir}/{lab.l1_initrd.name}")
+            self._staged[local] = remote
+        return self._staged[local]
+
+    def boot_id(self) -> str:
+        return self.shell.run(["cat", BOOT_ID], timeout=30, check=True).stdout.strip()
+
+    def wait_for_new_boot(self, old_boot_id: str, timeout: float) -> float:
+        """Reconnect until the host runs a kernel other than `old_boot_id`'s; retake
+        the lease (its holder died with the old kernel).  Returns the seconds waited."""
+        self.shell.close()
+        started = time.monotonic()
+        last = "no answer yet"
+        while time.monotonic() - started < timeout:
+            try:
+                if self.boot_id() != old_boot_id:
+                    break
+                last = "it still runs the old kernel"
+                self.shell.close()
+            except ShellError as exc:   # refused, timed out, dropped mid-command
+                last = str(exc)
+            time.sleep(RECONNECT_INTERVAL)
+        else:
+            raise HostLost(f"{self.host.name} did not come back with a new kernel within "
+                           f"{timeout:.0f} s; last attempt: {last}")
+        waited = time.monotonic() - started
+        if self.lease:
+            self.lease.release()
+        self.lease = lease.acquire(self.shell, self.host.name, self.run_id, self.lease_timeout)
+        return waited
 
     def close(self) -> None:
         if self.lease:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
-from powernest.shell import Shell
+from powernest.shell import Shell, ShellError
 
 LEASED = "POWERNEST-LEASED"
 
@@ -65,7 +65,11 @@ def acquire(shell: Shell, host: str, run_id: str, timeout: float) -> Lease:
     try:
         holder.expect(LEASED, timeout=timeout + 30)
     except (pexpect.TIMEOUT, pexpect.EOF):
+        said = str(holder.before or "").strip()   # `flock -w` says nothing when it times out
         holder.close()
+        if said:
+            raise ShellError(f"{host}: cannot take the lease with flock "
+                             f"(util-linux's flock is needed): {said[-300:]}") from None
         current = _record(shell, host) or {}
         raise LeaseBusy(f"host leased by {current.get('owner', 'another run')} since "
                         f"{current.get('started', 'an unknown time')} "

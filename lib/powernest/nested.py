@@ -198,14 +198,20 @@ class Deviation:
     source: str
 
     def applies(self, api: API, qemu_version: tuple[int, int, int] | None) -> bool:
-        """Whether an L0 QEMU of this version, offering `api`, has this deviation."""
-        if api is not self.api or qemu_version is None:
+        """Whether an L0 QEMU of this version, offering `api`, has this deviation.
+
+        A QEMU of unknown version (seen from inside an LPAR) has every deviation
+        that no QEMU release has fixed yet.
+        """
+        if api is not self.api:
             return False
+        if qemu_version is None:
+            return self.fixed_in is None
         version = qemu_version[:2]
         return version >= self.since and (self.fixed_in is None or version < self.fixed_in)
 
     def reason(self, qemu_version: tuple[int, int, int] | None) -> str:
-        seen = ".".join(map(str, qemu_version)) if qemu_version else "unknown"
+        seen = ".".join(map(str, qemu_version)) if qemu_version else "of unknown version"
         upto = f"before {self.fixed_in[0]}.{self.fixed_in[1]}" if self.fixed_in else "no fix yet"
         return (f"known deviation {self.id}: {self.summary} "
                 f"[QEMU {self.since[0]}.{self.since[1]} and later, {upto}; L0 here: QEMU {seen}]")

@@ -25,6 +25,7 @@ from powernest.guests import L1Guest, L2Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, Kind, load_inventory
 from powernest.lab import LabImages, build_lab, find_lab
+from powernest.lpar import Lpar
 from powernest.nested import API, Deviation, l0_supports, unsupported_reason
 from powernest.pool import L1Pool, Target
 from powernest.reporting import dashboard, journal, junit
@@ -365,11 +366,15 @@ def skip_unless_offered(target: Target, session: HostSession) -> None:
 
 
 @pytest.fixture(scope="session")
-def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest]:
-    """A 6.12 L1 on the target with kvm and kvm-hv loaded, shared by the target's cases."""
-    if target.host.kind is Kind.POWERVM:
-        pytest.skip("a powervm host is itself the L1")
+def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest | Lpar]:
+    """A 6.12 L1 on the target with kvm and kvm-hv loaded, shared by the target's cases
+    (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now)."""
     skip_unless_offered(target, pool.session_for(target.host))
+    if target.host.kind is Kind.POWERVM:
+        lpar = pool.lpar(target)
+        lpar.load_kvm()
+        yield lpar
+        return
     guest = pool.boot(target)
     guest.load_kvm()
     yield guest
@@ -377,7 +382,7 @@ def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest]:
 
 
 @pytest.fixture(scope="session")
-def l2(l1: L1Guest, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
+def l2(l1: L1Guest | Lpar, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
     """An L2 booted in the shared L1 under -accel kvm, shared by the target's cases."""
     guest = pool.boot_l2(l1, target)
     yield guest
@@ -404,8 +409,8 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
             props.append(("reaped_stale_guests", " ".join(session.reaped)))
     yield
     for value in request.node.funcargs.values():
-        if isinstance(value, L1Guest | L2Guest):
-            level = "l1" if isinstance(value, L1Guest) else "l2"
+        if isinstance(value, L1Guest | L2Guest | Lpar):
+            level = "l2" if isinstance(value, L2Guest) else "l1"
             rel = str(value.log_path.relative_to(run_context.run_dir))
             request.node.user_properties.append(("attachment", rel))
             if value.kernel_release:
@@ -416,7 +421,7 @@ def expect_deviations(request: pytest.FixtureRequest, deviations: tuple[Deviatio
                       api: API, session: HostSession) -> list[Deviation]:
     """Mark the case a strict xfail for each known deviation of this L0; return them."""
     found = [d for d in deviations
-             if session.host.kind is Kind.TCG and d.applies(api, session.qemu_version)]
+             if session.nested_by_qemu and d.applies(api, session.qemu_version)]
     for d in found:
         request.node.add_marker(pytest.mark.xfail(strict=True,
                                                   reason=d.reason(session.qemu_version)))

@@ -1,9 +1,10 @@
 """Boots L1 guests for a run and kills every one of them at the end.
 
 `L1Pool.boot()` starts a fresh L1 for a (host, API, kernel) with the lab
-images; the suites' fixtures decide which L1s are shared (pytest's session
-scope) and which a case gets for itself.  `close()` kills whatever is
-still running, whatever happened.
+images (`lpar()` connects to a powervm host, which is its own L1); the
+suites' fixtures decide which L1s are shared (pytest's session scope) and
+which a case gets for itself.  `close()` kills whatever is still running,
+whatever happened.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powernest.guests import L1Guest, L2Guest
+from powernest.guests import L1Guest, L2Guest, L2Host
 from powernest.hosts import HostSession
-from powernest.inventory import Host
+from powernest.inventory import Host, Kind
 from powernest.lab import LabImages
+from powernest.lpar import Lpar
 from powernest.nested import API
 from powernest.qemu import GuestSpec
 
@@ -52,13 +54,13 @@ class L1Pool:
                 name: str | None = None) -> GuestSpec:
         """The L0 command for an L1 of `target`; `cap` overrides the API offered."""
         session = self.session_for(target.host)
-        images = session.images(self.lab)
         offered = target.api if cap is None else cap
         worker = f"{self.worker}-" if self.worker else ""
         name = name or f"pn.{self.run_id}.{target.id}.l1-{worker}{next(self._ids)}"
-        return GuestSpec(name=name, kernel=images.kernels[kernel], initrd=images.l1_initrd,
+        return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel]),
+                         initrd=session.path_of(self.lab.l1_initrd),
                          machine_props=(f"{offered.cap}=on", *target.host.l1_machine),
-                         accel="tcg",
+                         accel="kvm" if target.host.kind is Kind.KVM else "tcg",
                          cpu=target.host.cpu, memory=target.host.memory,
                          qemu=session.qemu, data_dir=target.host.qemu_data_dir,
                          pidfile=f"/tmp/{name}.pid")
@@ -75,7 +77,15 @@ class L1Pool:
         guest.start()
         return guest
 
-    def boot_l2(self, l1: L1Guest, target: Target, **spec: Any) -> L2Guest:
+    def lpar(self, target: Target) -> Lpar:
+        """Connect to a powervm host: the LPAR is the L1."""
+        session = self.session_for(target.host)
+        lpar = Lpar(session, self.lab, self.console_dir / f"{target.host.name}.lpar.log")
+        self.on_console(lpar.log_path)
+        lpar.connect()
+        return lpar
+
+    def boot_l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
         guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot, **spec)
         self._guests.append(guest)

@@ -15,7 +15,7 @@ _VERSION = re.compile(r"QEMU emulator version (\d+)\.(\d+)\.(\d+)")
 
 @dataclass(frozen=True)
 class GuestSpec:
-    """Everything QEMU needs to start one pseries guest."""
+    """Everything QEMU needs to start one guest (a pseries one unless `board` says)."""
 
     name: str
     kernel: str
@@ -26,7 +26,8 @@ class GuestSpec:
     cpu: str = "power9"
     smp: int = 1
     memory: str = "4G"
-    firmware: Literal["vof", "slof"] = "vof"
+    firmware: Literal["vof", "slof"] = "vof"   # for pseries; powernv boots skiboot
+    board: str = "pseries"
     qemu: str = "qemu-system-ppc64"
     data_dir: str | None = None
     pidfile: str | None = None
@@ -36,8 +37,8 @@ class GuestSpec:
 
     @property
     def machine(self) -> str:
-        props = ["pseries"]
-        if self.firmware == "vof":
+        props = [self.board]
+        if self.board == "pseries" and self.firmware == "vof":
             props.append("x-vof=on")
         props.extend(self.machine_props)
         return ",".join(props)

@@ -60,15 +60,19 @@ def quote(argv: Sequence[str]) -> str:
 
 
 @runtime_checkable
-class Shell(Protocol):
-    """A machine we can run commands on."""
-
-    name: str
+class Runner(Protocol):
+    """Anything that runs commands: a shell, or a guest through its shell."""
 
     def run(self, argv: Sequence[str], timeout: float | None = None,
             check: bool = False) -> Result:
         """Run argv to completion; raise CommandTimeout past `timeout` seconds."""
         ...
+
+
+class Shell(Runner, Protocol):
+    """A machine we can run commands on."""
+
+    name: str
 
     def spawn(self, argv: Sequence[str]) -> SpawnBase:
         """Start argv on a pseudo-terminal and return a pexpect object driving it."""

@@ -67,9 +67,23 @@ KERNELS = {
     "6.1": KernelChoice("bookworm", r"linux-image-6\.1\.0-\d+-powerpc64le",
                         "linux-image-6.1.0-50-powerpc64le"),
 }
-USERLAND = ("qemu-system-ppc", "busybox-static", "kexec-tools")
+USERLAND = ("qemu-system-ppc", "busybox-static", "kexec-tools", "dropbear-bin")
 USERLAND_RELEASE = "bookworm-backports"
-KVM_MODULES = ("kvm", "kvm-hv")
+# Single programs taken from packages without their Depends (they need only
+# libc): the SFTP server dropbear runs, and the flock (with -w) that leases use.
+STANDALONE = {
+    "usr/lib/sftp-server": ("openssh-sftp-server", "usr/lib/openssh/sftp-server"),
+    "usr/bin/flock": ("util-linux", "usr/bin/flock"),
+}
+STANDALONE_RELEASE = "bookworm"
+# The modules an L1 or a twin host loads, by path under the kernel's module tree:
+# KVM, and the NICs of the twins (ibmveth on pseries, e1000e on powernv).
+MODULES = {
+    "kvm": "arch/powerpc/kvm/kvm",
+    "kvm-hv": "arch/powerpc/kvm/kvm-hv",
+    "ibmveth": "drivers/net/ethernet/ibm/ibmveth",
+    "e1000e": "drivers/net/ethernet/intel/e1000e/e1000e",
+}
 # A second, older L0: bookworm's own QEMU (no cap-nested-papr), unpacked, never installed.
 OLD_L0 = ("qemu-system-ppc", "bookworm")
 LIBDIR = "lib/powerpc64le-linux-gnu"
@@ -83,7 +97,7 @@ class Kernel:
     package: str
     release: str
     vmlinux: Path
-    modules: dict[str, bytes]  # KVM_MODULES, decompressed
+    modules: dict[str, bytes]  # MODULES, decompressed
 
 
 def build_lab(cache: Path | None = None, force: bool = False, log: Log = print) -> LabImages:
@@ -157,8 +171,10 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
     kernel_packages = {series: _choose_kernel(choice, available, log)
                        for series, choice in KERNELS.items()}
     userland = apt.resolve([f"{p}:ppc64el" for p in USERLAND], USERLAND_RELEASE)
+    for package, _ in STANDALONE.values():
+        userland.update(_standalone(apt, package, STANDALONE_RELEASE))
     packages = {**dict(kernel_packages.values()), **userland}
-    for name in USERLAND:
+    for name in (*USERLAND, *(package for package, _ in STANDALONE.values())):
         log(f"lab: {name} {userland[name]}")
     debs = _fetch(apt, packages, cache / "debs", log)
 
@@ -203,6 +219,14 @@ def _old_l0(apt: PrivateApt, debs: Path, x: Path, out: Path, log: Log) -> dict[s
                  out / f"qemu-system-ppc64-{series}")
     log(f"lab: second L0 {name} {version} ({suite}) as qemu-system-ppc64-{series}")
     return {f"{name}:amd64": version}
+
+
+def _standalone(apt: PrivateApt, name: str, suite: str) -> dict[str, str]:
+    """{name: version} of a ppc64el package in `suite`, without its dependencies."""
+    found = [v for n, v, s in apt.versions([f"{name}:ppc64el"]) if s == suite]
+    if not found:
+        raise LabBuildError(f"no ppc64el {name} in {suite}")
+    return {name: found[0]}
 
 
 def _choose_kernel(choice: KernelChoice, available: list[tuple[str, str, str]],
@@ -293,20 +317,21 @@ def _dpkg_extract(*debs: Path, dest: Path) -> None:
 
 
 def _kernel(package: str, root: Path) -> Kernel:
-    """The vmlinux and decompressed KVM modules of an unpacked linux-image package."""
+    """The vmlinux and decompressed `MODULES` of an unpacked linux-image package."""
     release = package.removeprefix("linux-image-")
     vmlinux = root / "boot" / f"vmlinux-{release}"
     if not vmlinux.is_file():
         raise LabBuildError(f"{package} has no /boot/vmlinux-{release}")
-    kvm = root / "lib" / "modules" / release / "kernel" / "arch" / "powerpc" / "kvm"
+    tree = root / "lib" / "modules" / release / "kernel"
     modules = {}
-    for name in KVM_MODULES:
-        if (kvm / f"{name}.ko").is_file():
-            modules[name] = (kvm / f"{name}.ko").read_bytes()
-        elif (kvm / f"{name}.ko.xz").is_file():
-            modules[name] = lzma.decompress((kvm / f"{name}.ko.xz").read_bytes())
+    for name, path in MODULES.items():
+        ko = tree / f"{path}.ko"
+        if ko.is_file():
+            modules[name] = ko.read_bytes()
+        elif ko.with_name(ko.name + ".xz").is_file():
+            modules[name] = lzma.decompress(ko.with_name(ko.name + ".xz").read_bytes())
         else:
-            raise LabBuildError(f"{package} has no {name}.ko or {name}.ko.xz in {kvm}")
+            raise LabBuildError(f"{package} has no {path}.ko or {path}.ko.xz in {tree}")
     return Kernel(package, release, vmlinux, modules)
 
 
@@ -330,7 +355,8 @@ def _l2_tree(root: Path) -> Tree:
 
 
 def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
-    """The L1 root: an L0 for L2 (QEMU, KVM modules, L2 images) that can kexec."""
+    """The L1 root: an L0 for L2 (QEMU, KVM modules, L2 images) that can kexec,
+    with the NIC modules and SSH server the emulated hosts (twins) use."""
     tree = _skeleton(root, FILES / "l1-init")
     for series, kernel in kernels.items():
         for name, data in kernel.modules.items():
@@ -339,9 +365,15 @@ def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
     tree.file("boot/l2.cpio.gz", out / L2_INITRD, 0o644)
     tree.file("etc/powernest/kernels",
               "".join(f"{s} {k.release}\n" for s, k in kernels.items()).encode())
+    tree.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+    tree.file("etc/group", b"root:x:0:\n")
+    tree.file("etc/shells", b"/bin/sh\n")
     programs = {
         "usr/bin/qemu-system-ppc64": _existing(root, "usr/bin/qemu-system-ppc64"),
         "sbin/kexec": _existing(root, "sbin/kexec", "usr/sbin/kexec"),
+        "usr/sbin/dropbear": _existing(root, "usr/sbin/dropbear"),
+        "usr/bin/dropbearkey": _existing(root, "usr/bin/dropbearkey"),
+        **{path: _existing(root, source) for path, (_, source) in STANDALONE.items()},
     }
     for path, program in programs.items():
         tree.file(path, program, 0o755)

@@ -1,0 +1,153 @@
+"""Emulated twins of the lab's real host kinds, run by QEMU TCG on this machine.
+
+A twin boots the lab's L1 image as a lab host would run: with an SSH server
+(dropbear) that the suite reaches through a QEMU user-network port forward on
+127.0.0.1, and an inventory entry written exactly as for the real host.
+
+- `powervm`: a pseries machine with `cap-nested-papr=on`, the API PowerVM
+  offers its LPARs, with kvm-hv loaded at boot: the twin is the LPAR (the L1).
+- `kvm`: a `powernv9` machine booting skiboot and the 6.12 kernel as a
+  bare-metal hypervisor with kvm-hv loaded natively: the suite starts L1s
+  there with `-accel kvm`.
+
+Trust is set up as on a real lab: the controller makes a key pair for the
+twin and passes the public key on the kernel command line; the twin prints
+its host key on its console, which becomes the known_hosts entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paramiko
+import pexpect
+
+from powernest.console import Console, ConsoleClosed
+from powernest.guests import L1_READY, GuestStartError
+from powernest.inventory import Kind
+from powernest.lab import LabImages
+from powernest.local import LocalShell
+from powernest.qemu import GuestSpec, errors
+
+HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ \S+)"
+# A QEMU TCG machine cannot honour the Spectre-mitigation defaults that a
+# pseries guest under KVM asks for; QEMU's own KVM tests relax the same caps.
+RELAXED_CAPS = ("cap-cfpc=broken", "cap-sbbc=broken", "cap-ibs=broken", "cap-ccf-assist=off",
+                "cap-hpt-max-page-size=4k")
+
+
+@dataclass(frozen=True)
+class TwinKind:
+    """How to boot one kind of twin."""
+
+    kind: Kind
+    board: str
+    cpu: str
+    machine_props: tuple[str, ...]
+    nic: str           # the guest's NIC driver module (the l1-init loads it)
+    nic_device: str    # how QEMU adds that NIC on this board
+    boot_timeout: float
+
+
+KINDS = {
+    Kind.POWERVM: TwinKind(Kind.POWERVM, "pseries", "power10", ("cap-nested-papr=on",),
+                           "ibmveth", "spapr-vlan", 180),
+    Kind.KVM: TwinKind(Kind.KVM, "powernv9", "power9", (), "e1000e",
+                       "e1000e,bus=pcie.0,romfile=", 300),
+}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Twin:
+    """A running twin; `stop()` kills its QEMU."""
+
+    name: str
+    kind: Kind
+    cpu: str
+    port: int
+    key_file: Path
+    known_hosts: Path
+    log_path: Path
+    console: Console
+    boot_seconds: float
+
+    def inventory_entry(self) -> dict[str, Any]:
+        """The twin's inventory entry, as a real host of its kind would have."""
+        entry: dict[str, Any] = {
+            "name": self.name, "kind": self.kind.value, "cpu": self.cpu,
+            "qemu": "/usr/bin/qemu-system-ppc64", "allow_kexec": True,
+            "ssh": {"host": "127.0.0.1", "port": self.port, "user": "root",
+                    "key_file": str(self.key_file), "known_hosts": str(self.known_hosts),
+                    "connect_timeout": 10},
+        }
+        if self.kind is Kind.POWERVM:
+            entry["apis"] = ["nested-papr"]
+        else:
+            # a pseries L1 under KVM on the emulated POWER9 host
+            entry.update(l1_machine=list(RELAXED_CAPS), memory="2G",
+                         timeouts={"l1_boot": 300, "l2_boot": 600, "command": 300})
+        return entry
+
+    def keep_reading(self) -> None:
+        """Copy the console to its log in the background from now on.
+
+        Nobody expects anything on a booted twin's console, but unread output
+        would fill the pty and stall the machine at its next kernel message.
+        """
+        def drain() -> None:
+            with contextlib.suppress(Exception):   # ends when the console is closed
+                while self.console.alive():
+                    with contextlib.suppress(pexpect.TIMEOUT):
+                        self.console.proc.read_nonblocking(65536, timeout=1)
+        threading.Thread(target=drain, name=f"twin {self.name} console", daemon=True).start()
+
+    def stop(self) -> None:
+        self.console.close()
+
+
+def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -> Twin:
+    """Boot a twin of `kind` and wait for its SSH server; the files go in `workdir`."""
+    twin = KINDS[kind]
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    key_file = workdir / f"{name}.key"
+    key = paramiko.ECDSAKey.generate()
+    key.write_private_key_file(str(key_file))
+    spec = GuestSpec(
+        name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]), initrd=str(lab.l1_initrd),
+        board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory="4G",
+        append=(f"console=hvc0 powernest.net={twin.nic} powernest.kvm=1 "
+                f"powernest.ssh={key.get_name()}:{key.get_base64()}"),
+        extra=("-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
+               "-device", f"{twin.nic_device},netdev=net0"))
+    log_path = workdir / f"{name}.console.log"
+    started = time.monotonic()
+    console = Console(LocalShell(name).spawn(spec.argv()), log_path, name)
+    try:
+        hostkey = console.expect(HOSTKEY, twin.boot_timeout)[1]
+        console.expect(L1_READY, twin.boot_timeout)
+    except ConsoleClosed:
+        text = log_path.read_text(errors="replace")
+        raise GuestStartError(name, errors(text), text, log_path) from None
+    except BaseException:
+        console.close()
+        raise
+    known_hosts = workdir / f"{name}.known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {' '.join(hostkey.split())}\n")
+    booted = Twin(name, kind, twin.cpu, port, key_file, known_hosts, log_path, console,
+                  time.monotonic() - started)
+    booted.keep_reading()
+    return booted
