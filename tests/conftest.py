@@ -6,7 +6,17 @@ from collections.abc import Iterator
 
 import pytest
 
+from powernest.lab import LabImages, find_lab
 from sshd import SSHD, Sshd, running_sshd
+
+
+@pytest.fixture(scope="session")
+def lab() -> LabImages:
+    """The lab images, which `make test` builds first."""
+    images = find_lab()
+    if images is None:
+        pytest.fail("no lab images: run `make lab` (make test does it first)")
+    return images
 
 
 @pytest.fixture(scope="session")

@@ -250,7 +250,7 @@ class L2Guest:
         self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
         result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
         with self.log_path.open("a") as log:
-            log.write(result.stdout)
+            log.write(result.stdout + result.stderr)   # stderr is apart over SSH
         return result
 
     def start(self) -> None:
@@ -258,8 +258,8 @@ class L2Guest:
         started = time.monotonic()
         result = self.launch()
         if not result.ok:
-            raise GuestStartError(self.spec.name, errors(result.stdout), result.stdout,
-                                  self.log_path)
+            said = result.stdout + result.stderr
+            raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
         match = self.wait_for(L2_READY, self.boot_timeout)
         self.kernel_release = match[1]
         self.boot_seconds = time.monotonic() - started

@@ -84,6 +84,7 @@ class HostSession:
     busy: str = ""            # why this run may not use the host (leased by another run)
     reaped: list[str] = field(default_factory=list)
     platform: str = ""        # a powervm host's own /proc/device-tree/model
+    kexecs: int = 0           # kernels this run made the host exec (wait_for_new_boot)
     _staged: dict[Path, str] = field(default_factory=dict, repr=False)
     _cpus: set[str] | None = field(default=None, repr=False)
 
@@ -167,6 +168,7 @@ class HostSession:
             raise HostLost(f"{self.host.name} did not come back with a new kernel within "
                            f"{timeout:.0f} s; last attempt: {last}")
         waited = time.monotonic() - started
+        self.kexecs += 1
         if self.lease:
             self.lease.release()
         self.lease = lease.acquire(self.shell, self.host.name, self.run_id, self.lease_timeout)

@@ -22,8 +22,8 @@ from powernest.shell import Result
 
 # Loads kvm-hv as the LPAR's own tools would (modprobe), else from the module
 # tree of the running kernel (the twin's image has no modules.dep).
-_LOAD_KVM_HV = ('modprobe kvm_hv 2>&1 || { insmod "/lib/modules/$(uname -r)/kvm.ko" 2>/dev/null; '
-                'insmod "/lib/modules/$(uname -r)/kvm-hv.ko"; }')
+_LOAD_KVM_HV = ('{ modprobe kvm_hv || { insmod "/lib/modules/$(uname -r)/kvm.ko" 2>/dev/null; '
+                'insmod "/lib/modules/$(uname -r)/kvm-hv.ko"; }; } 2>&1')
 # kexec -l into the newest /boot/vmlinux-<series>*, with that kernel's Debian
 # initrd if there is one, else the running root (`mkself`, the lab image).
 _KEXEC_LOAD = r'''set -e
@@ -31,8 +31,8 @@ kernel=$(ls /boot/vmlinux-"$1"* 2>/dev/null | sort | tail -n 1)
 [ -n "$kernel" ] || { echo "no /boot/vmlinux-$1*" >&2; exit 2; }
 initrd=/boot/initrd.img-${kernel#/boot/vmlinux-}
 if [ ! -f "$initrd" ]; then initrd=/tmp/self.cpio; mkself "$initrd"; fi
-echo "kexec -l $kernel --initrd=$initrd --reuse-cmdline"
-kexec --mem-min=0x10000000 -l "$kernel" --initrd="$initrd" --reuse-cmdline
+echo "kexec -l $kernel --initrd=$initrd (command line kept)"
+kexec --mem-min=0x10000000 -l "$kernel" --initrd="$initrd" --append="$(cat /proc/cmdline)"
 '''
 # Detached from the SSH session, which the new kernel ends.
 _KEXEC_EXEC = "setsid sh -c 'sleep 1; sync; kexec -e' </dev/null >/dev/null 2>&1 &"

@@ -48,6 +48,7 @@ class L1Pool:
     on_console: Callable[[Path], None] = lambda path: None
     worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
     _guests: list[L1Guest | L2Guest] = field(default_factory=list)
+    _lpars: dict[str, Lpar] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def l1_spec(self, target: Target, kernel: str = "6.12", cap: API | None = None,
@@ -78,9 +79,12 @@ class L1Pool:
         return guest
 
     def lpar(self, target: Target) -> Lpar:
-        """Connect to a powervm host: the LPAR is the L1."""
-        session = self.session_for(target.host)
-        lpar = Lpar(session, self.lab, self.console_dir / f"{target.host.name}.lpar.log")
+        """A powervm host, connected: the LPAR is the L1 (one object per host)."""
+        name = target.host.name
+        if name not in self._lpars:
+            self._lpars[name] = Lpar(self.session_for(target.host), self.lab,
+                                     self.console_dir / f"{name}.lpar.log")
+        lpar = self._lpars[name]
         self.on_console(lpar.log_path)
         lpar.connect()
         return lpar

@@ -35,7 +35,8 @@ from powernest.lab import LabImages
 from powernest.local import LocalShell
 from powernest.qemu import GuestSpec, errors
 
-HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ \S+)"
+# to the end of the line: pexpect matches as soon as it can, maybe on half a key
+HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)\r?\n"
 # A QEMU TCG machine cannot honour the Spectre-mitigation defaults that a
 # pseries guest under KVM asks for; QEMU's own KVM tests relax the same caps.
 RELAXED_CAPS = ("cap-cfpc=broken", "cap-sbbc=broken", "cap-ibs=broken", "cap-ccf-assist=off",

@@ -1,0 +1,50 @@
+"""Running the conformance suites in a child pytest and reading back its JUnit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
+PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
+
+
+def suites(tmp_path: Path, inventory: str, *args: str, run_id: str = "e2e",
+           timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run the suites against `inventory`; return the process and the run directory."""
+    (tmp_path / "hosts.yaml").write_text(inventory)
+    done = subprocess.run(
+        [*PYTEST, str(REPO / "suites"), "--inventory", str(tmp_path / "hosts.yaml"),
+         "--reports", str(tmp_path / "reports"), "--run-id", run_id, "-q", *args],
+        capture_output=True, text=True, cwd=REPO, timeout=timeout)
+    return done, tmp_path / "reports" / run_id
+
+
+def outcomes(junit: Path) -> dict[str, str]:
+    """Test name -> passed / failure / error / skipped, from a junit.xml."""
+    found = {}
+    for case in ET.parse(junit).iter("testcase"):
+        verdict = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")),
+                       "passed")
+        found[case.get("name", "")] = verdict
+    return found
+
+
+def validate(junit: Path) -> None:
+    if not XSD.exists():
+        pytest.skip(f"{XSD} not present")
+    done = subprocess.run(["xmllint", "--noout", "--schema", str(XSD), str(junit)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def suite_properties(junit: Path, suite: str) -> dict[str, str]:
+    for el in ET.parse(junit).iter("testsuite"):
+        if el.get("name") == suite:
+            return {p.get("name", ""): p.get("value", "") for p in el.iter("property")}
+    raise AssertionError(f"no testsuite {suite} in {junit}")
