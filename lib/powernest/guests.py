@@ -232,11 +232,12 @@ class L2Guest:
         self._ids = itertools.count(1)
 
     @classmethod
-    def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float, **spec: Any) -> L2Guest:
-        """An L2 spec with the L1's defaults, overridden by `spec`."""
+    def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float,
+              machine: Sequence[str] = (), **spec: Any) -> L2Guest:
+        """An L2 spec with the L1's defaults and `machine` properties, overridden by `spec`."""
         name = l1.next_l2_name()
         base = GuestSpec(name=name, accel="kvm", cpu="host", memory="512M",
-                         machine_props=("cap-hpt-max-page-size=4k",),
+                         machine_props=("cap-hpt-max-page-size=4k", *machine),
                          console_pipe=f"/tmp/{name}", pidfile=f"/tmp/{name}.pid",
                          daemonize=True, **l1.l2_defaults())
         return cls(l1, replace(base, **spec), log_dir / f"{l1.name}-{name}.log", boot_timeout)

@@ -73,6 +73,7 @@ class Host(_Model):
     qemu_data_dir: str | None = None   # QEMU -L (firmware), for a QEMU not installed
     memory: str = "4G"
     l1_machine: tuple[str, ...] = ()   # extra -M pseries properties for L1, after the cap
+    l2_machine: tuple[str, ...] = ()   # extra -M pseries properties for the L2s in an L1
     allow_kexec: bool | None = None
     ssh: Ssh | None = None
     timeouts: Timeouts = Timeouts()

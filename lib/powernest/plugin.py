@@ -415,6 +415,10 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
             request.node.user_properties.append(("attachment", rel))
             if value.kernel_release:
                 request.node.user_properties.append((f"{level}_kernel", value.kernel_release))
+            if value.boot_seconds:   # an LPAR's: from `kexec -e` to its answer over SSH
+                what = "kexec_reconnect" if isinstance(value, Lpar) else "boot"
+                request.node.user_properties.append((f"{level}_{what}_seconds",
+                                                     round(value.boot_seconds, 1)))
 
 
 def expect_deviations(request: pytest.FixtureRequest, deviations: tuple[Deviation, ...],

@@ -91,7 +91,8 @@ class L1Pool:
 
     def boot_l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
-        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot, **spec)
+        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
+                              target.host.l2_machine, **spec)
         self._guests.append(guest)
         self.on_console(guest.log_path)
         guest.start()

@@ -36,7 +36,7 @@ from powernest.local import LocalShell
 from powernest.qemu import GuestSpec, errors
 
 # to the end of the line: pexpect matches as soon as it can, maybe on half a key
-HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)\r?\n"
+HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)[\r\n]"
 # A QEMU TCG machine cannot honour the Spectre-mitigation defaults that a
 # pseries guest under KVM asks for; QEMU's own KVM tests relax the same caps.
 RELAXED_CAPS = ("cap-cfpc=broken", "cap-sbbc=broken", "cap-ibs=broken", "cap-ccf-assist=off",
@@ -97,8 +97,9 @@ class Twin:
         if self.kind is Kind.POWERVM:
             entry["apis"] = ["nested-papr"]
         else:
-            # a pseries L1 under KVM on the emulated POWER9 host
-            entry.update(l1_machine=list(RELAXED_CAPS), memory="2G",
+            # pseries L1s (and their L2s) under KVM on the emulated POWER9 host
+            entry.update(l1_machine=list(RELAXED_CAPS), l2_machine=list(RELAXED_CAPS),
+                         memory="2G",
                          timeouts={"l1_boot": 300, "l2_boot": 600, "command": 300})
         return entry
 
