@@ -86,3 +86,48 @@ def test_dead_lpar_is_detected_within_the_timeouts(lpar_twin: twins.Twin,
     with pytest.raises(HostLost, match="did not come back with a new kernel within 5 s"):
         session.wait_for_new_boot(old_boot, timeout=5)
     assert time.monotonic() - started < 5 + 3 + 2
+
+
+@pytest.fixture(scope="module")
+def kvm_twin(lab: LabImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[twins.Twin]:
+    twin = twins.start(Kind.KVM, lab, tmp_path_factory.mktemp("kvm-twin"), "kvm-twin")
+    yield twin
+    twin.stop()
+
+
+def _remote_images(twin: twins.Twin, tmp_path: Path) -> str:
+    """`name mtime` of every image the suite uploaded to the twin."""
+    path = tmp_path / "hosts.yaml"
+    path.write_text(inventory_of(twin))
+    shell = HostSession.open(load_inventory(path).hosts[0], "e2e-probe", 10).shell
+    try:
+        script = 'find "$HOME/.cache/powernest/images" -type f -exec stat -c "%n %Y" {} + | sort'
+        return shell.run(["sh", "-c", script], check=True).stdout
+    finally:
+        shell.close()
+
+
+def test_kvm_twin_three_levels_over_ssh(tmp_path: Path, kvm_twin: twins.Twin) -> None:
+    """powernv L0 (TCG) -> kvm host -> L1 under -accel kvm -> L2: nested-hv works,
+    nested-papr is refused with QEMU's KVM error, and the images are uploaded once."""
+    for run_dir in ("first", "second"):
+        (tmp_path / run_dir).mkdir()
+    done, run = suites(tmp_path / "first", inventory_of(kvm_twin), "-k",
+                       "test_caps or test_l1_ or test_l2_runs or test_l2_shell", run_id="e2e-kvm")
+    assert done.returncode == 0, done.stdout[-3000:]
+    junit = run / "junit.xml"
+    validate(junit)
+    results = outcomes(junit)
+    assert results["test_cap_acceptance[kvm-twin-power9-nested-hv]"] == "passed"
+    assert results["test_cap_acceptance[kvm-twin-power9-nested-papr]"] == "passed"
+    for name in ("test_l1_boots", "test_l1_kvm_hv_loads", "test_l1_uses_offered_api",
+                 "test_l2_runs_under_kvm", "test_l2_shell_answers"):
+        assert results[f"{name}[kvm-twin-nested-hv]"] == "passed", name
+    assert suite_properties(junit, "kvm-twin/nested-hv")["l0"].endswith("(KVM)")
+    uploaded = _remote_images(kvm_twin, tmp_path)
+    assert "vmlinux-6.12" in uploaded and "l1.cpio.gz" in uploaded
+
+    done, _ = suites(tmp_path / "second", inventory_of(kvm_twin), "-k", "test_l1_boots",
+                     run_id="e2e-kvm-again")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert _remote_images(kvm_twin, tmp_path) == uploaded, "the second run uploaded again"
