@@ -6,7 +6,7 @@ PYTEST  := $(VENV)/bin/pytest
 INVENTORY ?= hosts.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup lab run premerge test report clean
+.PHONY: setup lab run premerge test bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ premerge: lab
 
 test: lab
 	$(PYTEST) -p no:powernest tests $(PYTEST_ARGS)
+
+# Figures of host handling: twin boots, dead-host detection, hosts side by side.
+bench: lab
+	$(PY) bench/lab_figures.py
 
 report: $(VENV)/.installed
 	$(VENV)/bin/powernest report merge reports

@@ -25,6 +25,9 @@ from pexpect.spawnbase import SpawnBase
 from powernest.shell import CommandFailed, CommandTimeout, ConnectError, Result, ShellError, quote
 
 log = logging.getLogger(__name__)
+# paramiko's transport thread logs a traceback for a failed handshake, which
+# would reach the terminal through logging's last resort; ConnectError says it.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _PTY_COLS, _PTY_ROWS = 400, 50
 _EXIT_WAIT = 2.0  # seconds to wait for the exit status after the end of output
