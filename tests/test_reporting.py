@@ -24,6 +24,7 @@ from lxml import html
 from powernest.cli import main
 from powernest.reporting import dashboard, history, journal, junit, merge
 from powernest.reporting.journal import Case, Run
+from sshd import Sshd
 
 REPO = Path(__file__).resolve().parents[1]
 XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
@@ -319,3 +320,21 @@ def test_dashboard_of_real_runs_in_chromium(parallel_runs: Path, tmp_path: Path)
     png = tmp_path / "dashboard.png"
     chromium(f"--screenshot={png}", index.as_uri(), profile=tmp_path / "profile")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---- an SSH host key opt-out is visible ------------------------------------------------
+
+def test_host_key_opt_out_is_printed_and_in_the_report(tmp_path: Path, sshd: Sshd) -> None:
+    (tmp_path / "test_ok.py").write_text("def test_ok(host):\n    pass\n")
+    (tmp_path / "hosts.yaml").write_text(
+        "hosts:\n  - name: p9-ssh\n    kind: tcg\n    cpu: power9\n    ssh:\n"
+        f"      {{host: {sshd.host}, port: {sshd.port}, user: {sshd.user}, "
+        f"key_file: {sshd.key_file}, verify_host_key: false}}\n")
+    done = subprocess.run([*PYTEST, "--reports", "reports", "--run-id", "optout", "-q",
+                           "test_ok.py", "--inventory", "hosts.yaml"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:]
+    hop = f"{sshd.host}:{sshd.port}"
+    assert f"p9-ssh: SSH host key NOT verified for {hop} (verify_host_key: false)" in done.stdout
+    (suite,) = JUnitXml.fromfile(str(tmp_path / "reports" / "optout" / "junit.xml"))
+    assert {p.name: p.value for p in suite.properties()}["ssh_host_key_not_verified"] == hop

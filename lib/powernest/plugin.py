@@ -190,12 +190,26 @@ def _case_info(nodeid: str, ctx: RunContext) -> tuple[str, dict[str, str]]:
     if host is None:
         return "controller", props
     props.update(host=host.name, kind=host.kind.value, cpu=host.cpu)
+    if unverified := unverified_hops(host):
+        props["ssh_host_key_not_verified"] = " ".join(unverified)
     rest = param[len(host.name) + 1:]
     api = next((a for a in API if rest == a.value or rest.startswith(a.value + "-")), None)
     if api is None:
         return host.name, props
     props["api"] = api.value
     return f"{host.name}/{api.value}", props
+
+
+def unverified_hops(host: Host) -> list[str]:
+    """The SSH hops to `host` (jump hosts included) whose host key the inventory
+    says not to verify."""
+    hops = []
+    ssh = host.ssh
+    while ssh is not None:
+        if not ssh.verify_host_key:
+            hops.append(f"{ssh.host}:{ssh.port}")
+        ssh = ssh.via
+    return hops
 
 
 def test_id(nodeid: str) -> str:
@@ -283,6 +297,11 @@ class JournalWriter:
                 self.dashboard_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for host in self.ctx.hosts:
+            if unverified := unverified_hops(host):
+                terminalreporter.write_line(
+                    f"powernest: warning: {host.name}: SSH host key NOT verified for "
+                    f"{', '.join(unverified)} (verify_host_key: false)", yellow=True)
         if self.junit:
             terminalreporter.write_line(f"powernest: JUnit report {self.junit}")
         if self.dashboard:
