@@ -34,8 +34,9 @@ def test_second_run_waits_then_is_told_who_holds_it(host: str) -> None:
     assert 0.9 < time.monotonic() - started < 10
     assert "host leased by" in str(busy.value) and "(run run-a)" in str(busy.value)
     first.release()
+    assert not Path(lease.record_path(host)).exists(), "a released lease leaves no record"
     second = lease.acquire(LocalShell(), host, "run-b", timeout=5)
-    assert second.took_over.endswith("(run run-a)")
+    assert second.took_over == "", "nothing to take over from a run that let go"
     second.release()
 
 

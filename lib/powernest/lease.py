@@ -44,8 +44,18 @@ class Lease:
     host: str
     holder: SpawnBase
     took_over: str   # the record of a previous holder that is gone, if any
+    shell: Shell
 
     def release(self) -> None:
+        """Remove the record while still holding the lock, then let the lock go.
+
+        A killed controller never gets here: its record stays, and the next run
+        reports taking the lease over from it.
+        """
+        try:
+            self.shell.run(["rm", "-f", record_path(self.host)], timeout=30)
+        except ShellError:
+            pass   # the host is gone (e.g. kexec'd): nothing left to clean
         try:
             self.holder.terminate(force=True)
             self.holder.close()
@@ -81,7 +91,7 @@ def acquire(shell: Shell, host: str, run_id: str, timeout: float) -> Lease:
     took_over = ""
     if previous and previous.get("run_id") != run_id:
         took_over = f"{previous.get('owner')} (run {previous.get('run_id')})"
-    return Lease(host, holder, took_over)
+    return Lease(host, holder, took_over, shell)
 
 
 def _record(shell: Shell, host: str) -> dict[str, str] | None:
