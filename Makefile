@@ -6,7 +6,7 @@ PYTEST  := $(VENV)/bin/pytest
 INVENTORY ?= hosts.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup lab run premerge test bench report clean
+.PHONY: setup lab run premerge twins test bench report clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ run: lab
 
 premerge: lab
 	$(PYTEST) suites $(SELECT) $(XDIST) -m premerge $(PYTEST_ARGS)
+
+# The suites against the emulated powervm LPAR and kvm host (nightly: about N min).
+twins: lab
+	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lab
 	$(PYTEST) -p no:powernest tests $(PYTEST_ARGS)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -46,38 +47,59 @@ def lab_build(force: bool, cache: Path | None) -> None:
     click.echo(f"lab: {images.root}")
 
 
-@lab.command("twin")
-@click.argument("kind", type=click.Choice([Kind.POWERVM.value, Kind.KVM.value]))
-@click.option("--name", default=None, help="Host name in the inventory (default: KIND-twin).")
+@lab.command("twin", context_settings={"ignore_unknown_options": True})
+@click.argument("kinds")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--dir", "workdir", type=click.Path(path_type=Path), default=Path("twins"),
-              show_default=True, help="Where the key, known_hosts, console log and "
+              show_default=True, help="Where keys, known_hosts, console logs and the "
               "inventory go.")
-@click.option("--port", type=int, default=0, help="SSH port on 127.0.0.1 (default: a free one).")
-def lab_twin(kind: str, name: str | None, workdir: Path, port: int) -> None:
-    """Run an emulated powervm LPAR or kvm host until interrupted.
+def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
+    """Run emulated hosts (KINDS: powervm, kvm or powervm,kvm) until interrupted,
+    or for as long as COMMAND runs.
 
-    Writes DIR/NAME.yaml, an inventory that describes the twin as it would a real
-    host:  make run INVENTORY=DIR/NAME.yaml
+    Writes DIR/twins.yaml, an inventory that describes each twin as it would the
+    real host, and gives COMMAND its path in $POWERNEST_INVENTORY (the suites'
+    default inventory):
+
+        powernest lab twin powervm,kvm -- pytest suites -n 2 --dist loadgroup
     """
-    name = name or f"{kind}-twin"
+    try:
+        wanted = [Kind(k) for k in kinds.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{kinds!r}: give powervm, kvm or both, comma-separated",
+                                 param_hint="KINDS") from None
+    if Kind.TCG in wanted:
+        raise click.BadParameter("tcg hosts need no twin: they are the emulated lab",
+                                 param_hint="KINDS")
+    running: list[twins.Twin] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         images = build_lab(log=click.echo)
-        click.echo(f"twin {name}: booting ({kind}) ...")
-        twin = twins.start(Kind(kind), images, workdir.resolve(), name, port)
+        for kind in dict.fromkeys(wanted):
+            click.echo(f"twin {kind.value}-twin: booting ...")
+            twin = twins.start(kind, images, workdir.resolve(), f"{kind.value}-twin")
+            running.append(twin)
+            click.echo(f"twin {twin.name}: SSH on 127.0.0.1:{twin.port} after "
+                       f"{twin.boot_seconds:.1f} s; console {twin.log_path}")
+        inventory_file = (workdir / "twins.yaml").resolve()
+        inventory_file.write_text(yaml.safe_dump(
+            {"hosts": [t.inventory_entry() for t in running]}, sort_keys=False))
+        click.echo(f"twins: inventory {inventory_file}")
+        if command:
+            env = {**os.environ, "POWERNEST_INVENTORY": str(inventory_file)}
+            sys.exit(subprocess.run(command, env=env).returncode)
+        click.echo("twins: running; Ctrl-C stops them")
+        while not any(t.ended.wait(1) for t in running):
+            pass
+        gone = next(t for t in running if t.ended.is_set())
+        raise click.ClickException(f"twin {gone.name} stopped; see {gone.log_path}")
     except (LabBuildError, ConsoleError) as exc:
         raise click.ClickException(str(exc)) from None
-    inventory_file = workdir / f"{name}.yaml"
-    inventory_file.write_text(yaml.safe_dump({"hosts": [twin.inventory_entry()]},
-                                             sort_keys=False))
-    click.echo(f"twin {name}: SSH on 127.0.0.1:{twin.port} after {twin.boot_seconds:.1f} s; "
-               f"inventory {inventory_file}; console {twin.log_path}. Ctrl-C stops it.")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    try:
-        twin.console.proc.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        twin.stop()
+        for twin in running:
+            twin.stop()
 
 
 @main.group()

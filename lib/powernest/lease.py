@@ -14,6 +14,7 @@ and is killed (`reap`).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import re
@@ -52,10 +53,8 @@ class Lease:
         A killed controller never gets here: its record stays, and the next run
         reports taking the lease over from it.
         """
-        try:
+        with contextlib.suppress(ShellError):   # a host gone (kexec'd) has nothing left
             self.shell.run(["rm", "-f", record_path(self.host)], timeout=30)
-        except ShellError:
-            pass   # the host is gone (e.g. kexec'd): nothing left to clean
         try:
             self.holder.terminate(force=True)
             self.holder.close()

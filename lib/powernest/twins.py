@@ -21,7 +21,7 @@ import contextlib
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,7 @@ class Twin:
     log_path: Path
     console: Console
     boot_seconds: float
+    ended: threading.Event = field(default_factory=threading.Event)  # its QEMU is gone
 
     def inventory_entry(self) -> dict[str, Any]:
         """The twin's inventory entry, as a real host of its kind would have."""
@@ -114,6 +115,7 @@ class Twin:
                 while self.console.alive():
                     with contextlib.suppress(pexpect.TIMEOUT):
                         self.console.proc.read_nonblocking(65536, timeout=1)
+            self.ended.set()
         threading.Thread(target=drain, name=f"twin {self.name} console", daemon=True).start()
 
     def stop(self) -> None:
