@@ -6,12 +6,14 @@ must still be healthy: no crash in its kernel log and KVM still usable.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 import pytest
 
 from powernest.console import find_failure
 from powernest.guests import L2Guest
 from powernest.hosts import HostSession
+from powernest.inventory import Kind
 from powernest.lpar import L1
 from powernest.nested import API, IDLE_L2_SPINS
 from powernest.plugin import expect_deviations
@@ -88,22 +90,35 @@ def test_l2_reboots_from_inside(l1: L1, target: Target, pool: L1Pool,
     assert_l1_healthy(l1)
 
 
-def test_new_l2_after_sigkill(target: Target, pool: L1Pool) -> None:
+@pytest.fixture
+def own_l1(target: Target, pool: L1Pool) -> Iterator[L1]:
+    """An L1 for this case alone, with KVM loaded (on a powervm host: the LPAR)."""
+    if target.host.kind is Kind.POWERVM:
+        lpar = pool.lpar(target)
+        lpar.load_kvm()
+        yield lpar
+        return
     l1 = pool.boot(target)
     try:
-        assert l1.load_kvm().ok
-        victim = pool.boot_l2(l1, target)
-        pidfile = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout
-        pid = re.findall(r"^(\d+)$", pidfile, re.M)[-1]  # kernel lines may stand around it
-        l1.run(["kill", "-9", pid], check=True)
-        assert not l1.run(["sh", "-c", f"sleep 1; kill -0 {int(pid)}"]).ok, "L2 survived"
-        pool.forget(victim)
-        fresh = pool.boot_l2(l1, target)
-        assert_under_kvm(fresh)
-        pool.stop(fresh)
-        assert_l1_healthy(l1)
+        l1.load_kvm()
+        yield l1
     finally:
         pool.stop(l1)
+
+
+def test_new_l2_after_sigkill(own_l1: L1, target: Target, pool: L1Pool) -> None:
+    l1 = own_l1
+    assert l1.kvm_load is not None and l1.kvm_load.ok
+    victim = pool.boot_l2(l1, target)
+    pidfile = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout
+    pid = re.findall(r"^(\d+)$", pidfile, re.M)[-1]  # kernel lines may stand around it
+    l1.run(["kill", "-9", pid], check=True)
+    assert not l1.run(["sh", "-c", f"sleep 1; kill -0 {int(pid)}"]).ok, "L2 survived"
+    pool.forget(victim)
+    fresh = pool.boot_l2(l1, target)
+    assert_under_kvm(fresh)
+    pool.stop(fresh)
+    assert_l1_healthy(l1)
 
 
 @pytest.mark.parametrize("memory", ["256M", "1G", "2G"])

@@ -118,6 +118,7 @@ def pytest_configure(config: pytest.Config) -> None:
     ctx = RunContext(run_id, run_dir, inventory, hosts, writes_report=workerinput is None,
                      lease_timeout=config.getoption("lease_timeout"))
     config.stash[_CTX] = ctx
+    config.pluginmanager.register(LparKexecsLast(), "powernest-lpar-kexecs-last")
     (run_dir / "consoles").mkdir(parents=True, exist_ok=True)
     if ctx.writes_report:
         journal.append(ctx.journal, "run", run_id=run_id, inventory=str(path),
@@ -167,6 +168,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(getattr(pytest.mark, target.api.marker))
         if isinstance(host, Host):
             item.add_marker(pytest.mark.xdist_group(host.name))
+
+
+class LparKexecsLast:
+    """Runs the cases that kexec an LPAR after that LPAR's other cases.
+
+    The LPAR is the L1 its other cases share, and nothing resets it after a
+    kexec.  A hook of its own, run last: pytest's fixture-scope ordering of the
+    items comes before it, and the marking hook above must run first.
+    """
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=self.kexecs_an_lpar)   # stable: every other order is kept
+
+    @staticmethod
+    def kexecs_an_lpar(item: pytest.Item) -> bool:
+        params = getattr(item, "callspec", None)
+        target = params.params.get("target") if params else None
+        return (isinstance(target, Target) and target.host.kind is Kind.POWERVM
+                and item.get_closest_marker("kexec") is not None)
 
 
 # ---- the journal: every case is on disk as soon as it ends -------------------------
