@@ -53,14 +53,15 @@ class TwinKind:
     machine_props: tuple[str, ...]
     nic: str           # the guest's NIC driver module (the l1-init loads it)
     nic_device: str    # how QEMU adds that NIC on this board
+    memory: str
     boot_timeout: float
 
 
 KINDS = {
     Kind.POWERVM: TwinKind(Kind.POWERVM, "pseries", "power10", ("cap-nested-papr=on",),
-                           "ibmveth", "spapr-vlan", 180),
+                           "ibmveth", "spapr-vlan", "4G", 180),
     Kind.KVM: TwinKind(Kind.KVM, "powernv9", "power9", (), "e1000e",
-                       "e1000e,bus=pcie.0,romfile=", 300),
+                       "e1000e,bus=pcie.0,romfile=", "6G", 300),
 }
 
 
@@ -100,7 +101,7 @@ class Twin:
         else:
             # pseries L1s (and their L2s) under KVM on the emulated POWER9 host
             entry.update(l1_machine=list(RELAXED_CAPS), l2_machine=list(RELAXED_CAPS),
-                         memory="2G",
+                         memory="3G",   # an L1 with room for the 2G L2 of test_lifecycle
                          timeouts={"l1_boot": 300, "l2_boot": 600, "command": 300})
         return entry
 
@@ -132,7 +133,7 @@ def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -
     key.write_private_key_file(str(key_file))
     spec = GuestSpec(
         name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]), initrd=str(lab.l1_initrd),
-        board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory="4G",
+        board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory=twin.memory,
         append=(f"console=hvc0 powernest.net={twin.nic} powernest.kvm=1 "
                 f"powernest.ssh={key.get_name()}:{key.get_base64()}"),
         extra=("-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
