@@ -11,8 +11,9 @@ run there (reconnecting over SSH), and nothing resets it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -66,6 +67,7 @@ class Stage:
     l2_ok: bool
     l2_detail: str
     registered_before: bool   # a v2 kernel had registered with L0 earlier since reset
+    seconds: float = 0.0      # how long the kexec (or reload) before this stage took
 
     def api(self) -> API | None:
         return observed_api(self.dmesg, self.kernel, self.kvm_hv_loaded)
@@ -133,15 +135,17 @@ def _chain(l1: L1, target: Target, scenario: Scenario, pool: L1Pool,
     stages["boot"] = _observe(pool, l1, target, registered_before, loaded)
     first = stages["boot"]
     before = registered_before or registers(target.api, first.kernel, first.kvm_hv_loaded)
+    started = time.monotonic()
     if scenario.then is None:
         assert isinstance(l1, L1Guest)
         loaded = l1.reload_kvm_hv().ok
     else:
         l1.kexec(scenario.then, target.host.timeouts.l1_boot)
         loaded = l1.load_kvm().ok
+    seconds = time.monotonic() - started
     if running:
         pool.forget(running)  # it went away with the kernel that ran it
-    stages["after"] = _observe(pool, l1, target, before, loaded)
+    stages["after"] = replace(_observe(pool, l1, target, before, loaded), seconds=seconds)
     return stages
 
 
@@ -176,8 +180,11 @@ def test_first_kernel(chain: dict[str, Stage], target: Target, host_session: Hos
 
 
 def test_after_kexec_or_reload(chain: dict[str, Stage], target: Target,
-                               host_session: HostSession,
-                               request: pytest.FixtureRequest) -> None:
+                               host_session: HostSession, request: pytest.FixtureRequest,
+                               record_property: pytest.RecordProperty) -> None:
+    # from `kexec -l` (or rmmod) until kvm-hv was loaded in the new kernel: over SSH
+    # for an LPAR, so it includes the reconnect
+    record_property("kexec_or_reload_seconds", round(chain["after"].seconds, 1))
     _deviations(request, chain["after"], target, host_session)
     _check(chain["after"], target, "after kexec / kvm-hv reload")
 

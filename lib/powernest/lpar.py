@@ -48,7 +48,6 @@ class Lpar:
         self.command_timeout = session.host.timeouts.command
         self.kernel_release = ""
         self.boot_id = ""
-        self.boot_seconds = 0.0   # for a kexec: from `kexec -e` to the new kernel's answer
         self.kvm_load: Result | None = None
         self._l2_ids = itertools.count(1)
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +104,8 @@ class Lpar:
         self._log(loaded.stdout.strip())
         self.run(["sh", "-c", _KEXEC_EXEC], check=True)
         self._log(f"kexec -e; waiting up to {timeout:.0f} s for a new boot id")
-        self.boot_seconds = self.session.wait_for_new_boot(self.boot_id, timeout)
-        self._log(f"back after {self.boot_seconds:.1f} s")
+        waited = self.session.wait_for_new_boot(self.boot_id, timeout)
+        self._log(f"back after {waited:.1f} s")
         self.connect()
 
     def next_l2_name(self) -> str:

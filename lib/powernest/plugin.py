@@ -455,9 +455,8 @@ def _case_records(request: pytest.FixtureRequest, run_context: RunContext,
             request.node.user_properties.append(("attachment", rel))
             if value.kernel_release:
                 request.node.user_properties.append((f"{level}_kernel", value.kernel_release))
-            if value.boot_seconds:   # an LPAR's: from `kexec -e` to its answer over SSH
-                what = "kexec_reconnect" if isinstance(value, Lpar) else "boot"
-                request.node.user_properties.append((f"{level}_{what}_seconds",
+            if not isinstance(value, Lpar) and value.boot_seconds:
+                request.node.user_properties.append((f"{level}_boot_seconds",
                                                      round(value.boot_seconds, 1)))
 
 
