@@ -24,11 +24,12 @@ from powernest.shell import Result
 # tree of the running kernel (the twin's image has no modules.dep).
 _LOAD_KVM_HV = ('{ modprobe kvm_hv || { insmod "/lib/modules/$(uname -r)/kvm.ko" 2>/dev/null; '
                 'insmod "/lib/modules/$(uname -r)/kvm-hv.ko"; }; } 2>&1')
-# kexec -l into the newest /boot/vmlinux-<series>*, with that kernel's Debian
-# initrd if there is one, else the running root (`mkself`, the lab image).
+# kexec -l into the newest /boot/vmlinux-<series> or -<series>.* (6.1 must not
+# match 6.12), with that kernel's Debian initrd if there is one, else the
+# running root (`mkself`, the lab image).
 _KEXEC_LOAD = r'''set -e
-kernel=$(ls /boot/vmlinux-"$1"* 2>/dev/null | sort | tail -n 1)
-[ -n "$kernel" ] || { echo "no /boot/vmlinux-$1*" >&2; exit 2; }
+kernel=$(ls -d /boot/vmlinux-"$1" /boot/vmlinux-"$1".* 2>/dev/null | sort | tail -n 1)
+[ -n "$kernel" ] || { echo "no /boot/vmlinux-$1 or /boot/vmlinux-$1.*" >&2; exit 2; }
 initrd=/boot/initrd.img-${kernel#/boot/vmlinux-}
 if [ ! -f "$initrd" ]; then initrd=/tmp/self.cpio; mkself "$initrd"; fi
 echo "kexec -l $kernel --initrd=$initrd (command line kept)"
@@ -95,7 +96,7 @@ class Lpar:
         return self.run(["dmesg"], check=True).stdout
 
     def kexec(self, kernel: str, timeout: float) -> None:
-        """kexec into the LPAR's /boot/vmlinux-<kernel>* and reconnect over SSH.
+        """kexec into the LPAR's /boot/vmlinux-<kernel>[.*] and reconnect over SSH.
 
         Waits up to `timeout` for a kernel with a new boot id to answer
         (`HostLost` if none does) and takes the host's lease again.
