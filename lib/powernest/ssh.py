@@ -188,6 +188,7 @@ class SshShell:
         """
         command = quote(argv)
         conn = self._connection()
+        started = time.monotonic()
         try:
             done = conn.run(command, hide=True, warn=True, pty=False, in_stream=False,
                             timeout=timeout)
@@ -196,6 +197,10 @@ class SshShell:
         except _SSH_ERRORS as exc:
             raise ConnectError(f"{self.name}: lost {self._where} running `{command}`: "
                                f"{exc}") from exc
+        # invoke only says "timed out" once its timer thread has finished; on a busy
+        # machine the closed channel can return first, with no exit status
+        if done.exited == -1 and timeout is not None and time.monotonic() - started >= timeout:
+            raise CommandTimeout(f"{self.name}: `{command}` ran past {timeout} s")
         if done.exited == -1 and not conn.is_connected:
             raise ConnectError(f"{self.name}: the connection to {self._where} dropped "
                                f"while running `{command}`")
