@@ -31,7 +31,7 @@ run: lab
 premerge: lab
 	$(PYTEST) suites $(SELECT) $(XDIST) -m premerge $(PYTEST_ARGS)
 
-# The suites against the emulated powervm LPAR and kvm host (nightly: about N min).
+# The suites against the emulated powervm LPAR and kvm host (nightly: about 27 min).
 twins: lab
 	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup $(PYTEST_ARGS)
 
