@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from powernest import twins
+from powernest.cli import main
 from powernest.hosts import HostLost, HostSession
 from powernest.inventory import Kind, load_inventory
 from powernest.lab import LabImages
@@ -131,3 +133,12 @@ def test_kvm_twin_three_levels_over_ssh(tmp_path: Path, kvm_twin: twins.Twin) ->
                      run_id="e2e-kvm-again")
     assert done.returncode == 0, done.stdout[-3000:]
     assert _remote_images(kvm_twin, tmp_path) == uploaded, "the second run uploaded again"
+
+
+@pytest.mark.parametrize(("kinds", "said"), [
+    ("foo", "'foo': give powervm, kvm or both"),
+    ("tcg", "tcg hosts need no twin"),
+])
+def test_twin_command_names_a_wrong_kind(kinds: str, said: str) -> None:
+    result = CliRunner().invoke(main, ["lab", "twin", kinds])
+    assert result.exit_code == 2 and said in result.output

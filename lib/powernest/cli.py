@@ -96,7 +96,8 @@ def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
     except (LabBuildError, ConsoleError) as exc:
         raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
-        pass
+        if command:
+            sys.exit(130)   # the command was cut short: not a success
     finally:
         for twin in running:
             twin.stop()
