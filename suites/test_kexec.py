@@ -25,6 +25,7 @@ from powernest.lpar import L1, Lpar
 from powernest.nested import (
     API,
     SET_CAPABILITIES_ONCE,
+    kvm_lines,
     l1_expectation,
     mismatches,
     observed_api,
@@ -71,9 +72,6 @@ class Stage:
 
     def api(self) -> API | None:
         return observed_api(self.dmesg, self.kernel, self.kvm_hv_loaded)
-
-    def kvm_lines(self) -> str:
-        return "\n".join(line for line in self.dmesg.splitlines() if "kvm" in line.lower())
 
 
 def _try_l2(pool: L1Pool, l1: L1, target: Target) -> tuple[bool, str]:
@@ -161,7 +159,7 @@ def _check(stage: Stage, target: Target, what: str) -> None:
     problems = mismatches(expected, stage.api(), stage.dmesg)
     assert not problems, (
         f"{what}: L1 {stage.kernel} under {target.api.cap}=on: {'; '.join(problems)} "
-        f"({expected.source}); kvm lines:\n{stage.kvm_lines()}")
+        f"({expected.source}); kvm lines:\n{kvm_lines(stage.dmesg)}")
     assert stage.l2_ok == expected.kvm, (
         f"{what}: an L2 {'did not boot' if expected.kvm else 'booted'} in L1 {stage.kernel}, "
         f"expected {'KVM' if expected.kvm else 'no KVM'}:\n{stage.l2_detail}")

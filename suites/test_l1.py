@@ -10,7 +10,7 @@ import pytest
 from powernest.guests import L1Guest
 from powernest.lab import LabImages
 from powernest.lpar import L1
-from powernest.nested import l1_expectation, mismatches, observed_api
+from powernest.nested import kvm_lines, l1_expectation, mismatches, observed_api
 from powernest.pool import Target
 
 pytestmark = pytest.mark.premerge
@@ -38,9 +38,8 @@ def test_l1_dev_kvm(l1: L1) -> None:
 def test_l1_uses_offered_api(l1: L1, target: Target) -> None:
     expected = l1_expectation(target.api, l1.kernel)
     dmesg = l1.dmesg()
-    kvm_lines = "\n".join(line for line in dmesg.splitlines() if "kvm" in line.lower())
     observed = observed_api(dmesg, l1.kernel, l1.kvm_hv_loaded())
     problems = mismatches(expected, observed, dmesg)
     assert not problems, (
         f"L1 {l1.kernel_release} under {target.api.cap}=on: {'; '.join(problems)} "
-        f"({expected.source}); kvm lines of dmesg:\n{kvm_lines}")
+        f"({expected.source}); kvm lines of dmesg:\n{kvm_lines(dmesg)}")

@@ -63,6 +63,12 @@ class GuestStartError(ConsoleError):
         detail = "\n".join(qemu_errors) or tail(output)
         super().__init__(f"{guest}: QEMU did not start:\n{detail}", log)
 
+    @classmethod
+    def from_log(cls, guest: str, log: Path) -> GuestStartError:
+        """The error for a QEMU whose console closed before the guest came up."""
+        text = log.read_text(errors="replace")
+        return cls(guest, errors(text), text, log)
+
 
 def kernel_series(release: str) -> str:
     """'6.12' for '6.12.95+deb12-powerpc64le'."""
@@ -129,8 +135,7 @@ class L1Guest:
             self.console.proc.logfile_read.write(f"# {quote(self.spec.argv())}\n")
             self.wait_ready(self.boot_timeout)
         except ConsoleClosed:
-            text = self.log_path.read_text(errors="replace")
-            raise GuestStartError(self.spec.name, errors(text), text, self.log_path) from None
+            raise GuestStartError.from_log(self.spec.name, self.log_path) from None
         self.boot_seconds = time.monotonic() - started
 
     def wait_ready(self, timeout: float) -> None:

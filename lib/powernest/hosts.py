@@ -9,7 +9,6 @@ reconnects to a host that replaced its kernel and takes its lease again.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from powernest import lease, qemu
 from powernest.inventory import Host, InventoryError, Kind, Ssh
 from powernest.lab import find_lab
+from powernest.lab.cache import file_digest
 from powernest.lease import Lease
 from powernest.local import LocalShell
 from powernest.shell import Shell, ShellError
@@ -60,14 +60,6 @@ def resolve_qemu(host: Host) -> str:
         raise InventoryError(f"host {host.name}: no {host.qemu!r} in the lab build "
                              "(run `powernest lab build`)")
     return str(path)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -137,7 +129,7 @@ class HostSession:
             return str(local)
         if local not in self._staged:
             home = self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
-            remote_dir = f"{home}/{REMOTE_CACHE}/{_sha256(local)[:32]}"
+            remote_dir = f"{home}/{REMOTE_CACHE}/{file_digest(local)[:32]}"
             remote = f"{remote_dir}/{local.name}"
             if not self.shell.run(["test", "-f", remote]).ok:
                 self.shell.run(["mkdir", "-p", remote_dir], check=True)

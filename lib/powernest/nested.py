@@ -178,6 +178,11 @@ def mismatches(expected: L1Expectation, api: API | None, dmesg: str) -> list[str
     return problems
 
 
+def kvm_lines(dmesg: str) -> str:
+    """The lines of a kernel log that mention KVM, for a failure message."""
+    return "\n".join(line for line in dmesg.splitlines() if "kvm" in line.lower())
+
+
 def observed_api(dmesg: str, kernel: str, kvm_hv_loaded: bool) -> API | None:
     """The API an L1 uses, read from its kernel log.
 

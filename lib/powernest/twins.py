@@ -33,7 +33,7 @@ from powernest.guests import L1_READY, GuestStartError
 from powernest.inventory import Kind
 from powernest.lab import LabImages
 from powernest.local import LocalShell
-from powernest.qemu import GuestSpec, errors
+from powernest.qemu import GuestSpec
 
 # to the end of the line: pexpect matches as soon as it can, maybe on half a key
 HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)[\r\n]"
@@ -145,8 +145,7 @@ def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -
         hostkey = console.expect(HOSTKEY, twin.boot_timeout)[1]
         console.expect(L1_READY, twin.boot_timeout)
     except ConsoleClosed:
-        text = log_path.read_text(errors="replace")
-        raise GuestStartError(name, errors(text), text, log_path) from None
+        raise GuestStartError.from_log(name, log_path) from None
     except BaseException:
         console.close()
         raise
