@@ -13,7 +13,6 @@ import pytest
 from powernest.console import find_failure
 from powernest.guests import L2Guest
 from powernest.hosts import HostSession
-from powernest.inventory import Kind
 from powernest.lpar import L1
 from powernest.nested import API, IDLE_L2_SPINS
 from powernest.plugin import expect_deviations
@@ -93,14 +92,8 @@ def test_l2_reboots_from_inside(l1: L1, target: Target, pool: L1Pool,
 @pytest.fixture
 def own_l1(target: Target, pool: L1Pool) -> Iterator[L1]:
     """An L1 for this case alone, with KVM loaded (on a powervm host: the LPAR)."""
-    if target.host.kind is Kind.POWERVM:
-        lpar = pool.lpar(target)
-        lpar.load_kvm()
-        yield lpar
-        return
-    l1 = pool.boot(target)
+    l1 = pool.l1_with_kvm(target)
     try:
-        l1.load_kvm()
         yield l1
     finally:
         pool.stop(l1)

@@ -79,6 +79,9 @@ class Lpar:
     def alive(self) -> bool:
         return True   # the LPAR outlives the run; a lost connection fails the command
 
+    def stop(self) -> None:
+        """Nothing to stop: the suite never boots or shuts down an LPAR."""
+
     def load_kvm(self) -> Result:
         """kvm-hv as the cases find it: loaded at boot, or loaded now."""
         if self.kvm_hv_loaded():

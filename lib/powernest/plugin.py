@@ -25,7 +25,7 @@ from powernest.guests import L1Guest, L2Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, Kind, load_inventory
 from powernest.lab import LabImages, build_lab, find_lab
-from powernest.lpar import Lpar
+from powernest.lpar import L1, Lpar
 from powernest.nested import API, Deviation, l0_supports, unsupported_reason
 from powernest.pool import L1Pool, Target
 from powernest.reporting import dashboard, journal, junit
@@ -406,23 +406,17 @@ def skip_unless_offered(target: Target, session: HostSession) -> None:
 
 
 @pytest.fixture(scope="session")
-def l1(target: Target, pool: L1Pool) -> Iterator[L1Guest | Lpar]:
+def l1(target: Target, pool: L1Pool) -> Iterator[L1]:
     """A 6.12 L1 on the target with kvm and kvm-hv loaded, shared by the target's cases
     (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now)."""
     skip_unless_offered(target, pool.session_for(target.host))
-    if target.host.kind is Kind.POWERVM:
-        lpar = pool.lpar(target)
-        lpar.load_kvm()
-        yield lpar
-        return
-    guest = pool.boot(target)
-    guest.load_kvm()
+    guest = pool.l1_with_kvm(target)
     yield guest
     pool.stop(guest)
 
 
 @pytest.fixture(scope="session")
-def l2(l1: L1Guest | Lpar, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
+def l2(l1: L1, target: Target, pool: L1Pool) -> Iterator[L2Guest]:
     """An L2 booted in the shared L1 under -accel kvm, shared by the target's cases."""
     guest = pool.boot_l2(l1, target)
     yield guest

@@ -89,6 +89,17 @@ class L1Pool:
         lpar.connect()
         return lpar
 
+    def l1_with_kvm(self, target: Target) -> L1Guest | Lpar:
+        """A 6.12 L1 with kvm-hv loaded (on a powervm host: the LPAR, with kvm-hv as
+        it finds it or loaded now); `stop()` it when done."""
+        l1 = self.lpar(target) if target.host.kind is Kind.POWERVM else self.boot(target)
+        try:
+            l1.load_kvm()
+        except BaseException:
+            self.stop(l1)
+            raise
+        return l1
+
     def boot_l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
         guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
@@ -98,7 +109,7 @@ class L1Pool:
         guest.start()
         return guest
 
-    def stop(self, guest: L1Guest | L2Guest) -> None:
+    def stop(self, guest: L1Guest | L2Guest | Lpar) -> None:
         guest.stop()
         if guest in self._guests:
             self._guests.remove(guest)
