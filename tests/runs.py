@@ -25,6 +25,15 @@ def suites(tmp_path: Path, inventory: str, *args: str, run_id: str = "e2e",
     return done, tmp_path / "reports" / run_id
 
 
+def green_run(tmp_path: Path, inventory: str, *args: str,
+              run_id: str = "e2e") -> tuple[Path, dict[str, str]]:
+    """`suites()` that must exit 0 with a valid junit.xml; its run directory and outcomes."""
+    done, run = suites(tmp_path, inventory, *args, run_id=run_id)
+    assert done.returncode == 0, done.stdout[-3000:]
+    validate(run / "junit.xml")
+    return run, outcomes(run / "junit.xml")
+
+
 def outcomes(junit: Path) -> dict[str, str]:
     """Test name -> passed / failure / error / skipped, from a junit.xml."""
     found = {}

@@ -21,7 +21,7 @@ from powernest.guests import L1Guest
 from powernest.lab import LabImages
 from powernest.local import LocalShell
 from powernest.qemu import GuestSpec
-from runs import PYTEST, REPO, outcomes, suite_properties, suites, validate
+from runs import PYTEST, REPO, green_run, outcomes, suite_properties, suites, validate
 from sshd import Sshd, running_sshd
 
 
@@ -40,11 +40,8 @@ def qemu_running(tag: str) -> list[str]:
 
 def test_l1_and_l2_under_v2_locally(tmp_path: Path, lab: LabImages) -> None:
     inventory = "hosts:\n  - {name: p9-local, kind: tcg, cpu: power9, apis: [nested-papr]}\n"
-    done, run = suites(tmp_path, inventory, "-k", "test_l1 or test_l2")
-    assert done.returncode == 0, done.stdout[-3000:]
+    run, results = green_run(tmp_path, inventory, "-k", "test_l1 or test_l2")
     junit = run / "junit.xml"
-    validate(junit)
-    results = outcomes(junit)
     assert results["test_l1_uses_offered_api[p9-local-nested-papr]"] == "passed"
     assert results["test_l2_runs_under_kvm[p9-local-nested-papr]"] == "passed"
     assert results["test_l2_vpa_registered[p9-local-nested-papr]"] == "skipped"  # xfail

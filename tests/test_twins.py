@@ -23,7 +23,7 @@ from powernest.hosts import HostLost, HostSession
 from powernest.inventory import Kind, load_inventory
 from powernest.lab import LabImages
 from powernest.shell import ConnectError
-from runs import outcomes, suite_properties, suites, validate
+from runs import green_run, suite_properties, suites
 
 
 def inventory_of(*twin: twins.Twin, **override: object) -> str:
@@ -40,13 +40,11 @@ def lpar_twin(lab: LabImages, tmp_path: Path) -> Iterator[twins.Twin]:
 def test_powervm_twin_l1_l2_and_kexec_over_ssh(tmp_path: Path, lpar_twin: twins.Twin) -> None:
     """The LPAR is the L1: kvm-hv checked, an L2 booted with its own QEMU, one kexec
     into its own kernel with a reconnect over SSH to the new boot."""
-    done, run = suites(tmp_path, inventory_of(lpar_twin), "-k",
-                       "test_l1_ or test_l2_runs or (test_kexec and 6.12-to-6.12 and not running)",
-                       run_id="e2e-lpar")
-    assert done.returncode == 0, done.stdout[-3000:]
+    run, results = green_run(
+        tmp_path, inventory_of(lpar_twin), "-k",
+        "test_l1_ or test_l2_runs or (test_kexec and 6.12-to-6.12 and not running)",
+        run_id="e2e-lpar")
     junit = run / "junit.xml"
-    validate(junit)
-    results = outcomes(junit)
     case = "lpar-twin-nested-papr"
     for name in ("test_l1_boots", "test_l1_kvm_hv_loads", "test_l1_dev_kvm",
                  "test_l1_uses_offered_api", "test_l2_runs_under_kvm"):
@@ -114,12 +112,10 @@ def test_kvm_twin_three_levels_over_ssh(tmp_path: Path, kvm_twin: twins.Twin) ->
     nested-papr is refused with QEMU's KVM error, and the images are uploaded once."""
     for run_dir in ("first", "second"):
         (tmp_path / run_dir).mkdir()
-    done, run = suites(tmp_path / "first", inventory_of(kvm_twin), "-k",
-                       "test_caps or test_l1_ or test_l2_runs or test_l2_shell", run_id="e2e-kvm")
-    assert done.returncode == 0, done.stdout[-3000:]
+    run, results = green_run(tmp_path / "first", inventory_of(kvm_twin), "-k",
+                             "test_caps or test_l1_ or test_l2_runs or test_l2_shell",
+                             run_id="e2e-kvm")
     junit = run / "junit.xml"
-    validate(junit)
-    results = outcomes(junit)
     assert results["test_cap_acceptance[kvm-twin-power9-nested-hv]"] == "passed"
     assert results["test_cap_acceptance[kvm-twin-power9-nested-papr]"] == "passed"
     for name in ("test_l1_boots", "test_l1_kvm_hv_loads", "test_l1_uses_offered_api",
