@@ -36,7 +36,7 @@ twins: lab
 	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 test: lab
-	$(PYTEST) -p no:powernest tests $(PYTEST_ARGS)
+	$(PYTEST) tests $(PYTEST_ARGS)
 
 # Figures of host handling: twin boots, dead-host detection, hosts side by side.
 bench: lab

@@ -80,7 +80,7 @@ def dead_hosts(work: Path) -> None:
     took = _open_fails(_host(twin, work, 10))
     print(f"gone host (port closed), connect_timeout 10 s: ConnectError after {took:.3f} s")
     host = _host(twin, work, 3)
-    session = HostSession(host, alive.shell, host.qemu, run_id="bench")
+    session = HostSession(host, alive.shell, host.qemu, alive.l0, run_id="bench")
     started = time.monotonic()
     try:
         session.wait_for_new_boot(old_boot, timeout=20)

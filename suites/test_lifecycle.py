@@ -5,18 +5,13 @@ must still be healthy: no crash in its kernel log and KVM still usable.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import pytest
 
 from powernest.console import find_failure
-from powernest.guests import L2Guest
-from powernest.hosts import HostSession
-from powernest.lpar import L1
 from powernest.nested import API, IDLE_L2_SPINS
-from powernest.plugin import expect_deviations
-from powernest.pool import L1Pool, Target
+from powernest.testing import L1, GuestPool, L2Guest, Target
 
 pytestmark = pytest.mark.nightly
 
@@ -28,24 +23,24 @@ def assert_l1_healthy(l1: L1) -> None:
     dmesg = l1.dmesg()
     failure = find_failure(dmesg)
     assert failure is None, f"L1 kernel log shows a {failure[0]}:\n{dmesg[failure[1]:][:3000]}"
-    assert l1.kvm_hv_loaded() and l1.run(["test", "-c", "/dev/kvm"]).ok
+    assert l1.kvm_hv_loaded() and l1.has_dev_kvm()
 
 
 def assert_under_kvm(l2: L2Guest) -> None:
-    assert "hv:linux,kvm" in l2.hardware_name(), f"{l2.spec.name}: {l2.hardware_name()!r}"
+    assert l2.runs_under_kvm(), f"{l2.spec.name}: {l2.hardware_name()!r}"
 
 
-def test_four_l2s_one_after_another(l1: L1, target: Target, pool: L1Pool) -> None:
+def test_four_l2s_one_after_another(l1: L1, target: Target, pool: GuestPool) -> None:
     for _ in range(4):
-        l2 = pool.boot_l2(l1, target)
+        l2 = pool.l2(l1, target)
         assert_under_kvm(l2)
         pool.stop(l2)
     assert_l1_healthy(l1)
 
 
-def test_two_l2s_at_once(l1: L1, target: Target, pool: L1Pool) -> None:
-    first = pool.boot_l2(l1, target)
-    second = pool.boot_l2(l1, target)
+def test_two_l2s_at_once(l1: L1, target: Target, pool: GuestPool) -> None:
+    first = pool.l2(l1, target)
+    second = pool.l2(l1, target)
     try:
         assert first.running() and second.running()
         assert_under_kvm(first)
@@ -57,11 +52,12 @@ def test_two_l2s_at_once(l1: L1, target: Target, pool: L1Pool) -> None:
 
 
 @pytest.mark.slow  # minutes under API v2
-def test_l2_with_two_vcpus(l1: L1, target: Target, pool: L1Pool,
+def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
                            record_property: pytest.RecordProperty) -> None:
-    l2 = pool.boot_l2(l1, target, smp=2)
+    l2 = pool.l2(l1, target, smp=2)
     try:
         assert_under_kvm(l2)
+        assert l2.cpus() == 2, f"the L2 with -smp 2 lists {l2.cpus()} CPUs:\n{l2.cpuinfo()}"
         seconds = round(l2.boot_seconds, 1)
     finally:
         pool.stop(l2)
@@ -74,15 +70,11 @@ def test_l2_with_two_vcpus(l1: L1, target: Target, pool: L1Pool,
     assert_l1_healthy(l1)
 
 
-def test_l2_reboots_from_inside(l1: L1, target: Target, pool: L1Pool,
-                                host_session: HostSession,
-                                request: pytest.FixtureRequest) -> None:
-    expect_deviations(request, (IDLE_L2_SPINS,), target.api, host_session)
-    l2 = pool.boot_l2(l1, target)
+@pytest.mark.deviation(IDLE_L2_SPINS)
+def test_l2_reboots_from_inside(l1: L1, target: Target, pool: GuestPool) -> None:
+    l2 = pool.l2(l1, target)
     try:
-        first_boot = l2.wait_for(r"POWERNEST-L2-READY", 5)
-        l2.send("reboot -f")
-        l2.wait_for(r"POWERNEST-L2-READY", 45, since=first_boot.end())
+        l2.reboot_from_inside()
         assert l2.running()
     finally:
         pool.stop(l2)
@@ -90,7 +82,7 @@ def test_l2_reboots_from_inside(l1: L1, target: Target, pool: L1Pool,
 
 
 @pytest.fixture
-def own_l1(target: Target, pool: L1Pool) -> Iterator[L1]:
+def own_l1(target: Target, pool: GuestPool) -> Iterator[L1]:
     """An L1 for this case alone, with KVM loaded (on a powervm host: the LPAR)."""
     l1 = pool.l1_with_kvm(target)
     try:
@@ -99,31 +91,27 @@ def own_l1(target: Target, pool: L1Pool) -> Iterator[L1]:
         pool.stop(l1)
 
 
-def test_new_l2_after_sigkill(own_l1: L1, target: Target, pool: L1Pool) -> None:
+def test_new_l2_after_sigkill(own_l1: L1, target: Target, pool: GuestPool) -> None:
     l1 = own_l1
     assert l1.kvm_load is not None and l1.kvm_load.ok
-    victim = pool.boot_l2(l1, target)
-    pidfile = l1.run(["cat", victim.spec.pidfile or ""], check=True).stdout
-    pid = re.findall(r"^(\d+)$", pidfile, re.M)[-1]  # kernel lines may stand around it
-    l1.run(["kill", "-9", pid], check=True)
-    assert not l1.run(["sh", "-c", f"sleep 1; kill -0 {int(pid)}"]).ok, "L2 survived"
+    victim = pool.l2(l1, target)
+    assert victim.kill(), "the L2's QEMU survived SIGKILL"
     pool.forget(victim)
-    fresh = pool.boot_l2(l1, target)
+    fresh = pool.l2(l1, target)
     assert_under_kvm(fresh)
     pool.stop(fresh)
     assert_l1_healthy(l1)
 
 
 @pytest.mark.parametrize("memory", ["256M", "1G", "2G"])
-def test_l2_memory_size(l1: L1, target: Target, pool: L1Pool, memory: str) -> None:
-    l2 = pool.boot_l2(l1, target, memory=memory)
+def test_l2_memory_size(l1: L1, target: Target, pool: GuestPool, memory: str) -> None:
+    l2 = pool.l2(l1, target, memory=memory)
     try:
         assert_under_kvm(l2)
         sizes = {"256M": 256, "1G": 1024, "2G": 2048}
-        seen = [line for line in l2.text.splitlines() if "Memory:" in line and "K/" in line]
-        assert seen, "the L2 kernel printed no Memory: line"
-        total_kb = int(seen[0].split("K/")[1].split("K")[0])
-        assert abs(total_kb / 1024 - sizes[memory]) < sizes[memory] * 0.05, seen[0]
+        seen = l2.memory_mib()
+        assert seen is not None, "the L2 kernel printed no Memory: line"
+        assert abs(seen - sizes[memory]) < sizes[memory] * 0.05, f"{seen:.0f} MiB"
     finally:
         pool.stop(l2)
     assert_l1_healthy(l1)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from powernest.inventory import InventoryError, Kind, load_inventory
+from powernest.kinds import kind_of
 from powernest.nested import API
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +32,8 @@ def test_default_inventory_is_the_emulated_lab() -> None:
     assert [(h.name, h.kind, h.cpu) for h in inv.hosts] == [
         ("p9-emulated", Kind.TCG, "power9"), ("p10-emulated", Kind.TCG, "power10"),
         ("p9-qemu7.2", Kind.TCG, "power9")]
-    assert all(h.offered_apis == (API.V1, API.V2) for h in inv.hosts)
-    assert [h.kexec_allowed for h in inv.hosts] == [True, True, False]
+    assert all(kind_of(h).apis(h) == (API.V1, API.V2) for h in inv.hosts)
+    assert [kind_of(h).allows_kexec(h) for h in inv.hosts] == [True, True, False]
     assert inv.hosts[2].qemu == "lab:qemu-system-ppc64-7.2"
 
 
@@ -43,8 +44,9 @@ hosts:
   - {name: l, kind: powervm, cpu: power10, allow_kexec: true, ssh: {host: l.example}}
 """))
     kvm, lpar = inv.hosts
-    assert kvm.offered_apis == (API.V1,) and not kvm.kexec_allowed
-    assert lpar.kexec_allowed and lpar.ssh is not None and lpar.ssh.verify_host_key
+    assert kind_of(kvm).apis(kvm) == (API.V1,) and not kind_of(kvm).allows_kexec(kvm)
+    assert kind_of(lpar).apis(lpar) == (API.V1, API.V2) and kind_of(lpar).allows_kexec(lpar)
+    assert lpar.ssh is not None and lpar.ssh.verify_host_key
 
 
 def test_unknown_cpu_names_line_field_and_value(tmp_path: Path) -> None:
@@ -142,3 +144,14 @@ hosts:
     message = error_of(tmp_path, "hosts:\n  - name: k\n    kind: kvm\n    cpu: power9\n"
                                  "    ssh:\n      host: k\n      via:\n        port: 22\n")
     assert "hosts['k'].ssh.via.host: Field required" in message
+
+
+def test_pytest_outside_the_suites_starts_no_run(tmp_path: Path) -> None:
+    """The plugin (loaded by the root conftest: its options are known) has no side
+    effect unless suites run: no inventory read, no run directory."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/test_nested.py",
+         "--inventory", str(tmp_path / "missing.yaml"), "--reports", str(tmp_path / "reports"),
+         "-q"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (tmp_path / "reports").exists()

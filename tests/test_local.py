@@ -20,8 +20,25 @@ def local() -> LocalShell:
 pytestmark = pytest.mark.timeout(30)  # a regression fails instead of hanging
 
 
-def test_is_a_shell(local: LocalShell) -> None:
-    assert isinstance(local, Shell)
+def _use_a_machine(shell: Shell, workdir: Path) -> tuple[str, str, int]:
+    """What the library does with any `Shell`: copy a file there, run a command on it,
+    drive a program on a terminal, hang up."""
+    source = workdir / "sent"
+    source.write_text("payload\n")
+    shell.put(source, str(workdir / "received"))
+    out = shell.run(["cat", str(workdir / "received")], check=True).stdout
+    child = shell.spawn(["sh", "-c", "read line; echo got:$line; exit 4"])
+    child.sendline("typed")
+    child.expect(r"got:(\w+)", timeout=5)
+    typed = child.match.group(1)
+    child.expect(pexpect.EOF, timeout=5)
+    child.close()
+    shell.close()
+    return out, typed, child.exitstatus
+
+
+def test_serves_as_a_shell(local: LocalShell, tmp_path: Path) -> None:
+    assert _use_a_machine(local, tmp_path) == ("payload\n", "typed", 4)
 
 
 def test_run_returns_output_and_exit_code(local: LocalShell) -> None:

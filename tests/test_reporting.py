@@ -35,6 +35,25 @@ INVENTORY = "hosts:\n" + "".join(f"  - {{name: {n}, kind: tcg, cpu: {c}}}\n"
                                  for n, c in HOSTS.items())
 
 
+# A directory of suites of its own, as a lab outside this tree would keep them.
+SUITES_CONFTEST = """
+from powernest.plugin import start_run
+
+pytest_plugins = ["powernest.plugin"]
+
+
+def pytest_configure(config):
+    start_run(config)
+"""
+
+
+def suites_dir(path: Path, **tests: str) -> None:
+    """Make `path` a directory of suites: a conftest.py that starts a run, and `tests`."""
+    (path / "conftest.py").write_text(SUITES_CONFTEST)
+    for name, text in tests.items():
+        (path / f"{name}.py").write_text(text)
+
+
 def child_pytest(cwd: Path, reports: Path, run_id: str, *args: str) -> Path:
     """Run pytest with the powernest plugin; return the run directory."""
     done = subprocess.run(
@@ -214,7 +233,7 @@ def test_deviation_now_passes(host):
 
 
 def test_strict_xpass_of_a_known_deviation_is_a_failure_naming_it(tmp_path: Path) -> None:
-    (tmp_path / "test_fixed.py").write_text(STRICT_XPASS)
+    suites_dir(tmp_path, test_fixed=STRICT_XPASS)
     (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
     run = child_pytest(tmp_path, tmp_path / "reports", "xpass", "test_fixed.py",
                        "--inventory", "hosts.yaml")
@@ -232,7 +251,7 @@ def test_strict_xpass_of_a_known_deviation_is_a_failure_naming_it(tmp_path: Path
 # ---- the dashboard -------------------------------------------------------------------
 
 def test_a_dashboard_that_cannot_be_built_does_not_fail_the_run(tmp_path: Path) -> None:
-    (tmp_path / "test_ok.py").write_text("def test_ok(host):\n    pass\n")
+    suites_dir(tmp_path, test_ok="def test_ok(host):\n    pass\n")
     (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / history.HISTORY).write_text("not a directory")
@@ -325,7 +344,7 @@ def test_dashboard_of_real_runs_in_chromium(parallel_runs: Path, tmp_path: Path)
 # ---- an SSH host key opt-out is visible ------------------------------------------------
 
 def test_host_key_opt_out_is_printed_and_in_the_report(tmp_path: Path, sshd: Sshd) -> None:
-    (tmp_path / "test_ok.py").write_text("def test_ok(host):\n    pass\n")
+    suites_dir(tmp_path, test_ok="def test_ok(host):\n    pass\n")
     (tmp_path / "hosts.yaml").write_text(
         "hosts:\n  - name: p9-ssh\n    kind: tcg\n    cpu: power9\n    ssh:\n"
         f"      {{host: {sshd.host}, port: {sshd.port}, user: {sshd.user}, "

@@ -81,7 +81,7 @@ def test_dead_lpar_is_detected_within_the_timeouts(lpar_twin: twins.Twin,
     finally:
         os.kill(pid, signal.SIGCONT)
     lpar_twin.stop()   # gone for good
-    session = HostSession(host, session.shell, host.qemu, run_id="e2e-dead")
+    session = HostSession(host, session.shell, host.qemu, session.l0, run_id="e2e-dead")
     started = time.monotonic()
     with pytest.raises(HostLost, match="did not come back with a new kernel within 5 s"):
         session.wait_for_new_boot(old_boot, timeout=5)

@@ -16,6 +16,7 @@ import yaml
 from powernest import twins
 from powernest.console import ConsoleError
 from powernest.inventory import InventoryError, Kind, load_inventory
+from powernest.kinds import kind_of
 from powernest.lab import LabBuildError, build_lab
 from powernest.reporting import dashboard, journal, junit, merge
 
@@ -119,7 +120,7 @@ def inventory_check(file: Path) -> None:
         sys.exit(1)
     for host in inv.hosts:
         where = f"ssh {host.ssh.host}:{host.ssh.port}" if host.ssh else "local"
-        apis = ",".join(a.value for a in host.offered_apis)
+        apis = ",".join(a.value for a in kind_of(host).apis(host))
         click.echo(f"{host.name:20} {host.kind.value:8} {host.cpu:8} {apis:22} {where}")
 
 

@@ -12,12 +12,14 @@ import itertools
 import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
+from powernest.errors import PowernestError
 from powernest.shell import CommandFailed, CommandTimeout, Result, ShellError, quote
 
 FAILURES: dict[str, str] = {
@@ -32,7 +34,7 @@ TRACE_QUIET = 1.5   # seconds of silence that end a crash trace
 TRACE_MAX = 8.0     # seconds spent collecting a crash trace at most
 
 
-class ConsoleError(Exception):
+class ConsoleError(PowernestError):
     """A console wait failed; the message ends with the last console lines."""
 
     def __init__(self, message: str, log: Path | None) -> None:
@@ -77,6 +79,30 @@ def begin_marker(marker: str) -> str:
 def end_marker(prefix: str) -> str:
     """A command's end marker with its exit status, however the line goes on."""
     return rf"{prefix}(\d+)(?=\D)"
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A command framed for a shell prompt: the line to type, and its two markers."""
+
+    line: str
+    begin: str   # regex: the begin marker as printed
+    end: str     # regex: the end marker; group 1 is the exit status
+
+
+class Framing:
+    """Frames commands as `echo B; CMD; echo RC=$?` with a fresh number each time,
+    so neither echoed input nor earlier output can be taken for a command's result."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self._ids = itertools.count(1)
+
+    def frame(self, script: str) -> Frame:
+        n = next(self._ids)
+        begin, end = f"{self.tag}{n}B__", f"{self.tag}{n}RC="
+        return Frame(f"echo {begin}; {script}; echo {end}$?", begin_marker(begin),
+                     end_marker(end))
 
 
 def tail(text: str, lines: int = 30) -> str:
@@ -162,17 +188,16 @@ class Console:
 class ConsoleShell:
     """Runs commands at a shell prompt on a console (the `Shell` protocol).
 
-    Each command is framed as `echo B; CMD; echo RC=$?` with a fresh number,
-    so neither echoed input nor earlier output can be mistaken for its result.
-    Output is the console's: stdout and stderr merged, and kernel messages the
-    guest printed meanwhile may stand between its lines (parse accordingly).
+    Each command is framed (`Framing`).  Output is the console's: stdout and
+    stderr merged, and kernel messages the guest printed meanwhile may stand
+    between its lines (parse accordingly).
     """
 
     def __init__(self, console: Console, name: str, timeout: float = 120.0) -> None:
         self.console = console
         self.name = name
         self.timeout = timeout
-        self._ids = itertools.count(1)
+        self._framing = Framing("__PN")
 
     def attach(self, prompt: str, timeout: float) -> None:
         """Wait for the prompt, then turn echo off so output is only output."""
@@ -187,12 +212,12 @@ class ConsoleShell:
     def run_script(self, script: str, timeout: float | None = None, check: bool = False,
                    shown: str | None = None) -> Result:
         """Run a shell script line as typed (for kexec -e and the like)."""
-        n = next(self._ids)
+        frame = self._framing.frame(script)
         wait = timeout or self.timeout
-        self.console.sendline(f"echo __PN{n}B__; {script}; echo __PN{n}RC=$?")
+        self.console.sendline(frame.line)
         try:
-            self.console.expect(begin_marker(f"__PN{n}B__"), wait)
-            match = self.console.expect(end_marker(f"__PN{n}RC="), wait)
+            self.console.expect(frame.begin, wait)
+            match = self.console.expect(frame.end, wait)
         except ConsoleTimeout as exc:
             self.console.send("\x03")  # leave the console at a prompt for the next command
             raise CommandTimeout(f"{self.name}: `{shown or script}` ran past {wait:.0f} s\n"

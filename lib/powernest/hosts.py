@@ -13,12 +13,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powernest import lease, qemu
-from powernest.inventory import Host, InventoryError, Kind, Ssh
+from powernest import lease, naming, qemu
+from powernest.inventory import Host, InventoryError, Ssh
+from powernest.kinds import L0, HostKind, kind_of
 from powernest.lab import find_lab
 from powernest.lab.cache import file_digest
 from powernest.lease import Lease
 from powernest.local import LocalShell
+from powernest.nested import API, l0_supports, unsupported_reason
+from powernest.qemu import StartCheck
 from powernest.shell import Shell, ShellError
 from powernest.ssh import SshShell
 
@@ -69,27 +72,24 @@ class HostSession:
     host: Host
     shell: Shell
     qemu: str
-    qemu_version: tuple[int, int, int] | None = None
+    l0: L0
     run_id: str = ""
     lease_timeout: float = 0.0
     lease: Lease | None = None
     busy: str = ""            # why this run may not use the host (leased by another run)
     reaped: list[str] = field(default_factory=list)
-    platform: str = ""        # a powervm host's own /proc/device-tree/model
     kexecs: int = 0           # kernels this run made the host exec (wait_for_new_boot)
     _staged: dict[Path, str] = field(default_factory=dict, repr=False)
     _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, host: Host, run_id: str, lease_timeout: float) -> HostSession:
-        """Connect, take the host's lease (or note who holds it), reap stale guests."""
+        """Connect, probe the L0, take the host's lease (or note who holds it), reap
+        stale guests."""
         shell = shell_for(host)
         binary = resolve_qemu(host)
-        version = qemu.version(shell, binary) if host.kind is not Kind.POWERVM else None
-        session = cls(host, shell, binary, version, run_id, lease_timeout)
-        if host.kind is Kind.POWERVM:
-            model = shell.run(["cat", "/proc/device-tree/model"], timeout=30)
-            session.platform = model.stdout.strip("\0\n ") if model.ok else ""
+        session = cls(host, shell, binary, kind_of(host).probe(shell, binary), run_id,
+                      lease_timeout)
         try:
             session.lease = lease.acquire(shell, host.name, run_id, lease_timeout)
         except lease.LeaseBusy as exc:
@@ -99,29 +99,48 @@ class HostSession:
         return session
 
     @property
-    def nested_by_qemu(self) -> bool:
-        """Whether QEMU's own nested-API code (TCG pseries) serves this host's L1s.
-
-        True for the emulated lab and for an LPAR whose firmware says it is QEMU
-        (the powervm twin); false on PowerVM and under Linux KVM.
-        """
-        return self.host.kind is Kind.TCG or "emulated by qemu" in self.platform
+    def kind(self) -> HostKind:
+        return kind_of(self.host)
 
     @property
-    def l0(self) -> str:
-        """The L0 hypervisor as a report shows it."""
-        if self.host.kind is Kind.POWERVM:
-            if self.nested_by_qemu:
-                return f"QEMU, TCG (seen from the LPAR: {self.platform!r}; version unknown)"
-            return f"PowerVM ({self.platform or 'platform unknown'})"
-        v = ".".join(map(str, self.qemu_version)) if self.qemu_version else "unknown"
-        return f"QEMU {v} ({'TCG' if self.host.kind is Kind.TCG else 'KVM'})"
+    def qemu_version(self) -> tuple[int, int, int] | None:
+        return self.l0.qemu_version
 
     def has_cpu(self, cpu: str) -> bool:
         """Whether this host's L0 QEMU has the CPU model."""
         if self._cpus is None:
             self._cpus = qemu.cpu_models(self.shell, self.qemu)
         return cpu in self._cpus
+
+    def unavailable(self, api: API | None = None) -> str | None:
+        """Why this run may not use the host now (another run holds it), or, given an
+        API, why its L0 cannot offer it; None if it can."""
+        return self.busy or (self.api_unavailable(api) if api else None)
+
+    def api_unavailable(self, api: API) -> str | None:
+        """Why this host's L0 (its QEMU version) cannot offer `api`; None if it can."""
+        if self.qemu_version and not l0_supports(api, self.qemu_version):
+            return unsupported_reason(api, self.qemu_version)
+        return None
+
+    def caps_unavailable(self, cpu: str, caps: frozenset[API]) -> str | None:
+        """Why QEMU cannot be asked here to start `cpu` with `caps`; None if it can."""
+        reasons = (self.kind.cpu_unavailable(self.host, cpu),
+                   *(self.api_unavailable(api) for api in API if api in caps))
+        reason = next((r for r in reasons if r), None)
+        if reason is None and not self.has_cpu(cpu):
+            reason = f"{self.l0.description} has no {cpu} CPU model"
+        return reason
+
+    def check_caps(self, cpu: str, caps: frozenset[API], case: str) -> StartCheck:
+        """Whether this host's QEMU starts a machine of `cpu` with `caps` on (and the
+        host's `l1_machine` properties), stopped, and what it said."""
+        spec = qemu.GuestSpec(
+            name=naming.guest_name(self.run_id, self.host.name, f"caps-{case}"), kernel="",
+            qemu=self.qemu, data_dir=self.host.qemu_data_dir, cpu=cpu,
+            accel=self.kind.accel,   # type: ignore[arg-type]
+            machine_props=(*(f"{a.cap}=on" for a in API if a in caps), *self.host.l1_machine))
+        return qemu.check_start(self.shell, spec)
 
     def path_of(self, local: Path) -> str:
         """Where a lab file is on this host: uploaded once per content hash if remote."""

@@ -13,13 +13,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from powernest.errors import PowernestError
 from powernest.nested import API
 
 CPU_MODELS = ("power8", "power9", "power10", "power11")
 L1_KERNELS = ("6.12", "6.1")
 
 
-class InventoryError(Exception):
+class InventoryError(PowernestError):
     """The inventory cannot be used; the message says where and why."""
 
 
@@ -67,14 +68,14 @@ class Host(_Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
     kind: Kind
     cpu: Literal["power8", "power9", "power10", "power11"]
-    apis: tuple[API, ...] | None = None
-    l1_kernel: Literal["6.12", "6.1"] = "6.12"
+    apis: tuple[API, ...] | None = None   # default: what its kind offers (kinds.py)
+    l1_kernel: Literal["6.12", "6.1"] = "6.12"   # the kernel of the L1s the suite boots
     qemu: str = "qemu-system-ppc64"    # or lab:NAME, a QEMU the lab build unpacked
     qemu_data_dir: str | None = None   # QEMU -L (firmware), for a QEMU not installed
     memory: str = "4G"
     l1_machine: tuple[str, ...] = ()   # extra -M pseries properties for L1, after the cap
     l2_machine: tuple[str, ...] = ()   # extra -M pseries properties for the L2s in an L1
-    allow_kexec: bool | None = None
+    allow_kexec: bool | None = None       # default: per kind (kinds.py)
     ssh: Ssh | None = None
     timeouts: Timeouts = Timeouts()
 
@@ -83,22 +84,6 @@ class Host(_Model):
         if self.kind is not Kind.TCG and self.ssh is None:
             raise ValueError(f"a '{self.kind.value}' host needs an 'ssh' section")
         return self
-
-    @property
-    def offered_apis(self) -> tuple[API, ...]:
-        """The APIs this host is tested under; by default what its kind can offer."""
-        if self.apis is not None:
-            return self.apis
-        if self.kind is Kind.KVM:
-            return (API.V1,)
-        return (API.V1, API.V2)
-
-    @property
-    def kexec_allowed(self) -> bool:
-        """The emulated lab allows kexec; real hosts only when the inventory says so."""
-        if self.allow_kexec is not None:
-            return self.allow_kexec
-        return self.kind is Kind.TCG
 
 
 class Inventory(_Model):

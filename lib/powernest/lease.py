@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import re
 import socket
 import time
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 import pexpect
 from pexpect.spawnbase import SpawnBase
 
+from powernest import naming
+from powernest.errors import PowernestError
 from powernest.shell import Shell, ShellError
 
 LEASED = "POWERNEST-LEASED"
@@ -62,7 +63,7 @@ class Lease:
             pass
 
 
-class LeaseBusy(Exception):
+class LeaseBusy(PowernestError):
     """Another live run holds the host; the message names it."""
 
 
@@ -104,9 +105,13 @@ def _record(shell: Shell, host: str) -> dict[str, str] | None:
 def reap(shell: Shell, host: str, run_id: str) -> list[str]:
     """Kill this host's guests left by other runs; return their QEMU names."""
     listing = shell.run(["sh", "-c", "pgrep -a qemu-system || true"], timeout=30).stdout
-    name = rf"pn\.([^.\s]+)\.{re.escape(host)}(?:\.|-nested-)\S*"
-    pattern = re.compile(rf"^(\d+) .*-name ({name})", re.M)
-    stale = [(pid, qemu) for pid, qemu, owner in pattern.findall(listing) if owner != run_id]
+    guest = naming.host_guests(host)
+    stale = []
+    for line in listing.splitlines():
+        pid, _, command = line.partition(" ")
+        match = guest.match(command.partition("-name ")[2])
+        if match and match[1] != run_id:
+            stale.append((pid, match[0]))
     for pid, _ in stale:
         shell.run(["kill", "-9", pid], timeout=30)
     return [name for _, name in stale]

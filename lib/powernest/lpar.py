@@ -15,8 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from powernest.guests import L1Guest, kernel_series
+from powernest import naming
+from powernest.errors import Unavailable
+from powernest.guests import L1Commands
 from powernest.hosts import HostSession
+from powernest.kinds import NO_RELOAD, NO_RESET
 from powernest.lab import LabImages
 from powernest.shell import Result
 
@@ -39,8 +42,11 @@ kexec --mem-min=0x10000000 -l "$kernel" --initrd="$initrd" --append="$(cat /proc
 _KEXEC_EXEC = "setsid sh -c 'sleep 1; sync; kexec -e' </dev/null >/dev/null 2>&1 &"
 
 
-class Lpar:
+class Lpar(L1Commands):
     """An LPAR as the L1 of the cases that run on it (see the module docstring)."""
+
+    boot_seconds = 0.0        # the suite does not boot it
+    expected_release = None   # it runs its own kernel
 
     def __init__(self, session: HostSession, lab: LabImages, log_path: Path) -> None:
         self.session = session
@@ -58,15 +64,16 @@ class Lpar:
         return self.session.host.name
 
     @property
-    def kernel(self) -> str:
-        return kernel_series(self.kernel_release)
+    def kexecs(self) -> int:
+        """Nothing resets an LPAR: every kexec of this run counts."""
+        return self.session.kexecs
 
     def connect(self) -> None:
         """Read the running kernel and boot id."""
         self.kernel_release = self.run(["uname", "-r"], check=True).stdout.strip()
         self.boot_id = self.session.boot_id()
         self._log(f"connected: kernel {self.kernel_release}, boot id {self.boot_id}, "
-                  f"platform {self.session.platform!r}")
+                  f"platform {self.session.l0.platform!r}")
 
     def _log(self, line: str) -> None:
         with self.log_path.open("a") as log:
@@ -92,11 +99,18 @@ class Lpar:
                   f"(exit {self.kvm_load.exit_code})")
         return self.kvm_load
 
-    def kvm_hv_loaded(self) -> bool:
-        return self.run(["sh", "-c", "grep -q '^kvm_hv ' /proc/modules"]).ok
+    def reload_kvm_hv(self) -> Result:
+        raise Unavailable(NO_RELOAD)
 
-    def dmesg(self) -> str:
-        return self.run(["dmesg"], check=True).stdout
+    def reboot(self, timeout: float) -> None:
+        raise Unavailable(NO_RESET)
+
+    def kexec_unavailable(self, kernel: str) -> str | None:
+        """An LPAR is kexec'd only into its own kernel series (its /boot has no other)."""
+        if kernel == self.kernel:
+            return None
+        return (f"{self.name} runs Linux {self.kernel}: it is kexec'd only into its own "
+                f"kernel series")
 
     def kexec(self, kernel: str, timeout: float) -> None:
         """kexec into the LPAR's /boot/vmlinux-<kernel>[.*] and reconnect over SSH.
@@ -114,7 +128,7 @@ class Lpar:
 
     def next_l2_name(self) -> str:
         """L2 names carry the run id, so a later run can reap what this one left."""
-        return f"pn.{self.session.run_id}.{self.name}.l2-{next(self._l2_ids)}"
+        return naming.guest_name(self.session.run_id, self.name, self.next_l2_role())
 
     def l2_defaults(self) -> dict[str, Any]:
         """The lab's L2 images, uploaded to the LPAR, and the LPAR's QEMU."""
@@ -122,6 +136,3 @@ class Lpar:
         return {"kernel": self.session.path_of(self.lab.kernels["6.12"]),
                 "initrd": self.session.path_of(self.lab.l2_initrd),
                 "qemu": host.qemu, "data_dir": host.qemu_data_dir}
-
-
-L1 = L1Guest | Lpar   # an L1 the suite booted, or an LPAR that is one

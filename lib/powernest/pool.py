@@ -1,10 +1,10 @@
-"""Boots L1 guests for a run and kills every one of them at the end.
+"""The guests of a run: every L1 and L2 it starts, and every LPAR it connects to.
 
-`L1Pool.boot()` starts a fresh L1 for a (host, API, kernel) with the lab
-images (`lpar()` connects to a powervm host, which is its own L1); the
-suites' fixtures decide which L1s are shared (pytest's session scope) and
-which a case gets for itself.  `close()` kills whatever is still running,
-whatever happened.
+`GuestPool.l1()` gets a fresh L1 for a target the way its host kind does
+(boots one with the lab images, or connects to the LPAR); `l2()` boots an L2
+inside an L1.  The suites' fixtures decide which guests are shared (pytest's
+session scope) and which a case gets for itself.  `close()` kills whatever
+is still running, whatever happened.
 """
 
 from __future__ import annotations
@@ -16,29 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powernest.guests import L1Guest, L2Guest, L2Host
+from powernest import naming
+from powernest.errors import Unavailable
+from powernest.guests import L1, L1Guest
 from powernest.hosts import HostSession
-from powernest.inventory import Host, Kind
+from powernest.inventory import Host
+from powernest.kinds import Target, kind_of
+from powernest.l2 import L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
 from powernest.nested import API
 from powernest.qemu import GuestSpec
 
 
-@dataclass(frozen=True)
-class Target:
-    """What a parametrized case runs against: a host and the API its L0 offers."""
-
-    host: Host
-    api: API
-
-    @property
-    def id(self) -> str:
-        return f"{self.host.name}-{self.api.value}"
-
-
 @dataclass
-class L1Pool:
+class GuestPool:
     """Starts guests for one run; `close()` stops them all."""
 
     run_id: str
@@ -51,28 +43,50 @@ class L1Pool:
     _lpars: dict[str, Lpar] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def l1_spec(self, target: Target, kernel: str = "6.12", cap: API | None = None,
-                name: str | None = None) -> GuestSpec:
+    def l1(self, target: Target, kernel: str | None = None) -> L1:
+        """A fresh L1 for `target` (on a powervm host: the LPAR); `stop()` it when done.
+
+        `Unavailable` if another run holds the host or its L0 cannot offer the API.
+        """
+        if reason := self.session_for(target.host).unavailable(target.api):
+            raise Unavailable(reason)
+        return kind_of(target.host).get_l1(self, target, kernel)
+
+    def l1_with_kvm(self, target: Target) -> L1:
+        """`l1()` with kvm-hv loaded (on an LPAR: as found, or loaded now)."""
+        l1 = self.l1(target)
+        try:
+            l1.load_kvm()
+        except BaseException:
+            self.stop(l1)
+            raise
+        return l1
+
+    def l1_spec(self, target: Target, kernel: str | None = None,
+                cap: API | None = None) -> GuestSpec:
         """The L0 command for an L1 of `target`; `cap` overrides the API offered."""
-        session = self.session_for(target.host)
+        host = target.host
+        session = self.session_for(host)
         offered = target.api if cap is None else cap
-        worker = f"{self.worker}-" if self.worker else ""
-        name = name or f"pn.{self.run_id}.{target.id}.l1-{worker}{next(self._ids)}"
-        return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel]),
+        name = naming.guest_name(self.run_id, host.name,
+                                 naming.l1_role(self.worker, next(self._ids)), target.api)
+        return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel or
+                                                                            host.l1_kernel]),
                          initrd=session.path_of(self.lab.l1_initrd),
-                         machine_props=(f"{offered.cap}=on", *target.host.l1_machine),
-                         accel="kvm" if target.host.kind is Kind.KVM else "tcg",
-                         cpu=target.host.cpu, memory=target.host.memory,
-                         qemu=session.qemu, data_dir=target.host.qemu_data_dir,
+                         machine_props=(f"{offered.cap}=on", *host.l1_machine),
+                         accel=kind_of(host).accel, cpu=host.cpu, memory=host.memory,
+                         qemu=session.qemu, data_dir=host.qemu_data_dir,
                          pidfile=f"/tmp/{name}.pid")
 
-    def boot(self, target: Target, spec: GuestSpec | None = None) -> L1Guest:
-        """Start an L1 and wait for its shell (the spec defaults to `l1_spec(target)`)."""
-        spec = spec or self.l1_spec(target)
+    def boot(self, target: Target, kernel: str | None = None,
+             spec: GuestSpec | None = None) -> L1Guest:
+        """Start an L1 running `kernel` (or as `spec` says) and wait for its shell."""
+        series = kernel or target.host.l1_kernel
+        spec = spec or self.l1_spec(target, series)
         timeouts = target.host.timeouts
         guest = L1Guest(self.session_for(target.host).shell, spec,
                         self.console_dir / f"{spec.name}.log", timeouts.l1_boot,
-                        timeouts.command)
+                        timeouts.command, self.lab.kernel_releases[series])
         self._guests.append(guest)
         self.on_console(guest.log_path)
         guest.start()
@@ -89,18 +103,7 @@ class L1Pool:
         lpar.connect()
         return lpar
 
-    def l1_with_kvm(self, target: Target) -> L1Guest | Lpar:
-        """A 6.12 L1 with kvm-hv loaded (on a powervm host: the LPAR, with kvm-hv as
-        it finds it or loaded now); `stop()` it when done."""
-        l1 = self.lpar(target) if target.host.kind is Kind.POWERVM else self.boot(target)
-        try:
-            l1.load_kvm()
-        except BaseException:
-            self.stop(l1)
-            raise
-        return l1
-
-    def boot_l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
+    def l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
         guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
                               target.host.l2_machine, **spec)
@@ -109,15 +112,14 @@ class L1Pool:
         guest.start()
         return guest
 
-    def stop(self, guest: L1Guest | L2Guest | Lpar) -> None:
+    def stop(self, guest: L1 | L2Guest) -> None:
         guest.stop()
-        if guest in self._guests:
-            self._guests.remove(guest)
+        self.forget(guest)
 
-    def forget(self, guest: L1Guest | L2Guest) -> None:
+    def forget(self, guest: L1 | L2Guest) -> None:
         """Drop a guest that is already gone (e.g. an L2 whose L1 kernel was replaced)."""
         if guest in self._guests:
-            self._guests.remove(guest)
+            self._guests.remove(guest)   # type: ignore[arg-type]
 
     def close(self) -> None:
         """Stop every guest, L2s first; never raises."""

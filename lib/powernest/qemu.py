@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
+from powernest.console import ConsoleError, tail
 from powernest.shell import Result, Shell
 
 _PREFIX = re.compile(r"^(?:\S*/)?qemu-system-[\w.-]+: ")
@@ -81,6 +83,22 @@ def errors(output: str) -> list[str]:
         elif found and line.strip() and not found[-1].startswith("warning:"):
             found[-1] += "\n" + line.strip()
     return found
+
+
+class GuestStartError(ConsoleError):
+    """QEMU refused to start the guest; `errors` holds its messages."""
+
+    def __init__(self, guest: str, qemu_errors: list[str], output: str,
+                 log: Path | None) -> None:
+        self.errors = qemu_errors
+        detail = "\n".join(qemu_errors) or tail(output)
+        super().__init__(f"{guest}: QEMU did not start:\n{detail}", log)
+
+    @classmethod
+    def from_log(cls, guest: str, log: Path) -> GuestStartError:
+        """The error for a QEMU whose console closed before the guest came up."""
+        text = log.read_text(errors="replace")
+        return cls(guest, errors(text), text, log)
 
 
 def version(shell: Shell, qemu: str) -> tuple[int, int, int] | None:

@@ -8,6 +8,7 @@ that needs pipes or redirections is passed explicitly as
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,8 +17,10 @@ from typing import Protocol, runtime_checkable
 
 from pexpect.spawnbase import SpawnBase
 
+from powernest.errors import PowernestError
 
-class ShellError(Exception):
+
+class ShellError(PowernestError):
     """A command could not be run (as opposed to running and failing)."""
 
 
@@ -85,3 +88,10 @@ class Shell(Runner, Protocol):
     def close(self) -> None:
         """Release the connection; safe to call twice."""
         ...
+
+
+def kill_pidfile(runner: Runner, pidfile: str) -> None:
+    """SIGKILL the process a pidfile names, if it is still there."""
+    script = 'test -s "$1" && kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; true'
+    with contextlib.suppress(Exception):  # teardown must not mask the test's own error
+        runner.run(["sh", "-c", script, "sh", pidfile], timeout=30)

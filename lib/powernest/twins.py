@@ -29,11 +29,11 @@ import paramiko
 import pexpect
 
 from powernest.console import Console, ConsoleClosed
-from powernest.guests import L1_READY, GuestStartError
+from powernest.guests import L1_READY
 from powernest.inventory import Kind
 from powernest.lab import LabImages
 from powernest.local import LocalShell
-from powernest.qemu import GuestSpec
+from powernest.qemu import GuestSpec, GuestStartError
 
 # to the end of the line: pexpect matches as soon as it can, maybe on half a key
 HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)[\r\n]"

@@ -1,5 +1,7 @@
 """The one exception the lab builder raises."""
 
+from powernest.errors import PowernestError
 
-class LabBuildError(Exception):
+
+class LabBuildError(PowernestError):
     """The lab images could not be built or found; the message says why and what to do."""

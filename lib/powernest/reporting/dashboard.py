@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from powernest import naming
 from powernest.reporting import history, journal
 from powernest.reporting.history import FAILING, OUTCOMES
 from powernest.reporting.journal import Case, Run
@@ -163,9 +164,9 @@ def _logs(case: Case, run_dir: Path, reports: Path, consoles: list[Path]) -> lis
         paths = [p for p in consoles if re.search(re.escape(p.stem) + r"(?![\w-])", text)]
     logs = []
     for path in paths:
-        guest = path.stem.split(".", 2)[-1] if path.stem.startswith("pn.") else path.stem
-        level = "L2" if "-l2-" in guest.rpartition(".")[2] else "L1"
-        logs.append(Log(level, guest, quote(os.path.relpath(path, reports)), path.name))
+        level = "L2" if naming.is_l2(path.stem) else "L1"
+        logs.append(Log(level, naming.short(path.stem), quote(os.path.relpath(path, reports)),
+                        path.name))
     return logs
 
 

@@ -13,6 +13,7 @@ import os
 import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from powernest.reporting.journal import Case, Run
@@ -36,11 +37,11 @@ def _counts(cases: list[Case]) -> dict[str, str]:
             "skipped": str(skipped), "time": f"{sum(c.duration for c in cases):.3f}"}
 
 
-def _shared(cases: list[Case]) -> dict[str, str]:
+def shared_properties(cases: Sequence[Mapping[str, str]]) -> dict[str, str]:
     """The properties every case of a suite has with the same value."""
-    common = dict(cases[0].properties)
+    common = dict(cases[0]) if cases else {}
     for case in cases[1:]:
-        common = {k: v for k, v in common.items() if case.properties.get(k) == v}
+        common = {k: v for k, v in common.items() if case.get(k) == v}
     return common
 
 
@@ -83,7 +84,7 @@ def build(run: Run, hostname: str = "") -> ET.ElementTree:
         attrs = {"name": name, "timestamp": run.started, "hostname": hostname,
                  "id": run.run_id, **_counts(cases)}
         suite = ET.SubElement(root, "testsuite", attrs)
-        shared = _shared(cases)
+        shared = shared_properties([c.properties for c in cases])
         if shared:
             props = ET.SubElement(suite, "properties")
             for k, v in sorted(shared.items()):

@@ -18,6 +18,8 @@ from pathlib import Path
 from junitparser import Attr, JUnitXml, JUnitXmlError, SystemOut, TestCase, TestSuite
 from lxml import etree
 
+from powernest.reporting import junit
+
 JUNIT = "junit.xml"
 _PROPERTY, _ATTACHMENT = "[[PROPERTY|", "[[ATTACHMENT|"
 
@@ -113,13 +115,6 @@ def _add(suites: dict[str, _Suite], file: Path, out_dir: Path) -> None:
             merged.cases.append(_Case(case, {**shared, **props}, rebased, other))
 
 
-def _shared(cases: list[_Case]) -> dict[str, str]:
-    common = dict(cases[0].properties) if cases else {}
-    for case in cases[1:]:
-        common = {k: v for k, v in common.items() if case.properties.get(k) == v}
-    return common
-
-
 def _testsuite(merged: _Suite) -> RunSuite:
     suite = RunSuite(merged.name)
     if merged.timestamps:
@@ -128,7 +123,7 @@ def _testsuite(merged: _Suite) -> RunSuite:
         suite.hostname = ",".join(merged.hostnames)
     if merged.ids:
         suite.id = ",".join(merged.ids)
-    shared = _shared(merged.cases)
+    shared = junit.shared_properties([c.properties for c in merged.cases])
     for name, value in sorted(shared.items()):
         suite.add_property(name, value)
     for entry in merged.cases:

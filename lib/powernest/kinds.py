@@ -1,0 +1,168 @@
+"""Host kinds: what a `tcg`, `kvm` or `powervm` host is and can do, one class each.
+
+The kind of a host is chosen once (`kind_of`), from the inventory; everything
+that differs between kinds is answered here, so that the rest of the library
+and the suites never branch on the kind:
+
+- how its L1s are accelerated, which APIs and whether kexec it offers by default;
+- how to probe its L0 (QEMU's version, or the LPAR's device tree) (`probe`);
+- how to get an L1 for a target: boot one, or connect to the LPAR (`get_l1`);
+- what it can do, as data (`Ability`), with the reason where it cannot, which the
+  `requires` marker turns into a skip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from powernest import qemu
+from powernest.errors import Unavailable
+from powernest.inventory import Host, Kind
+from powernest.nested import API
+from powernest.shell import Shell
+
+if TYPE_CHECKING:
+    from powernest.guests import L1
+    from powernest.pool import GuestPool
+
+
+class Ability(StrEnum):
+    """Something a case may need from its host kind (`@pytest.mark.requires(...)`)."""
+
+    STARTS_L0_QEMU = "starts an L0 QEMU"
+    BOOTS_L1 = "boots the L1s"           # without it, the host itself is the one L1
+    RESETS_L1 = "resets an L1"
+    RELOADS_KVM_HV = "reloads kvm-hv in an L1"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a parametrized case runs against: a host and the API its L0 offers."""
+
+    host: Host
+    api: API
+
+    @property
+    def id(self) -> str:
+        return f"{self.host.name}-{self.api.value}"
+
+
+@dataclass(frozen=True)
+class L0:
+    """A host's L0 hypervisor, as probed."""
+
+    qemu_version: tuple[int, int, int] | None
+    description: str       # as a report shows it
+    nested_by_qemu: bool   # QEMU's own nested-API code serves the L1s (its deviations apply)
+    platform: str = ""     # an LPAR's /proc/device-tree/model
+
+
+class HostKind:
+    """One kind of host; see the module docstring."""
+
+    kind: ClassVar[Kind]
+    accel: ClassVar[Literal["tcg", "kvm"]]   # how the suite's L1s run on the L0
+    default_apis: ClassVar[tuple[API, ...]]
+    kexec_default: ClassVar[bool]
+    missing: ClassVar[dict[Ability, str]]  # what it cannot do, and why
+
+    def lacks(self, ability: Ability) -> str | None:
+        """Why this kind cannot do `ability`; None if it can."""
+        return self.missing.get(ability)
+
+    def apis(self, host: Host) -> tuple[API, ...]:
+        """The APIs `host` is tested under: the inventory's, else what the kind offers."""
+        return host.apis if host.apis is not None else self.default_apis
+
+    def allows_kexec(self, host: Host) -> bool:
+        return host.allow_kexec if host.allow_kexec is not None else self.kexec_default
+
+    def targets(self, host: Host) -> list[Target]:
+        return [Target(host, api) for api in self.apis(host)]
+
+    def probe(self, shell: Shell, qemu_binary: str) -> L0:
+        """What the host's L0 is: its QEMU's version, run there."""
+        version = qemu.version(shell, qemu_binary)
+        shown = ".".join(map(str, version)) if version else "unknown"
+        return L0(version, f"QEMU {shown} ({self.accel.upper()})", self.nested_by_qemu)
+
+    nested_by_qemu: ClassVar[bool] = False
+
+    def cpu_unavailable(self, host: Host, cpu: str) -> str | None:
+        """Why an L1 of `cpu` cannot run on `host`; None if it can."""
+        return None
+
+    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None) -> L1:
+        """A fresh L1 for `target` running `kernel` (default: the host's `l1_kernel`);
+        `pool.stop()` it when done."""
+        return pool.boot(target, kernel)
+
+
+class TcgKind(HostKind):
+    """The emulated lab: QEMU TCG on the host is L0, with its own nested-API code."""
+
+    kind = Kind.TCG
+    accel = "tcg"
+    default_apis = (API.V1, API.V2)
+    kexec_default = True
+    nested_by_qemu = True
+    missing: ClassVar[dict[Ability, str]] = {}
+
+
+class KvmKind(HostKind):
+    """A bare-metal POWER host running KVM-HV: L1s under `-accel kvm`, Linux's nested code."""
+
+    kind = Kind.KVM
+    accel = "kvm"
+    default_apis = (API.V1,)
+    kexec_default = False
+    missing: ClassVar[dict[Ability, str]] = {}
+
+    def cpu_unavailable(self, host: Host, cpu: str) -> str | None:
+        return None if cpu == host.cpu else f"under KVM the guest CPU is the host's ({host.cpu})"
+
+
+NO_L0_QEMU = "a powervm host has no L0 QEMU to start"
+NO_RESET = "the suite does not reset an LPAR"
+NO_RELOAD = "the suite does not unload kvm-hv on an LPAR"
+
+
+class PowervmKind(HostKind):
+    """A PowerVM LPAR with KVM: the LPAR is the L1, reached over SSH; never reset."""
+
+    kind = Kind.POWERVM
+    accel = "kvm"
+    default_apis = (API.V1, API.V2)
+    kexec_default = False
+    missing: ClassVar[dict[Ability, str]] = {
+        Ability.STARTS_L0_QEMU: NO_L0_QEMU,
+        Ability.BOOTS_L1: "the LPAR is the L1: the suite connects to it",
+        Ability.RESETS_L1: NO_RESET,
+        Ability.RELOADS_KVM_HV: NO_RELOAD,
+    }
+
+    def probe(self, shell: Shell, qemu_binary: str) -> L0:
+        """The L0 is the LPAR's firmware: PowerVM, or QEMU (the twin), per its device tree."""
+        model = shell.run(["cat", "/proc/device-tree/model"], timeout=30)
+        platform = model.stdout.strip("\0\n ") if model.ok else ""
+        if "emulated by qemu" in platform:
+            return L0(None, f"QEMU, TCG (seen from the LPAR: {platform!r}; version unknown)",
+                      True, platform)
+        return L0(None, f"PowerVM ({platform or 'platform unknown'})", False, platform)
+
+    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None) -> L1:
+        """The LPAR itself, as it runs; `Unavailable` if `kernel` is another series."""
+        lpar = pool.lpar(target)
+        if kernel is not None and (reason := lpar.kexec_unavailable(kernel)):
+            raise Unavailable(reason)
+        return lpar
+
+
+_KINDS: dict[Kind, HostKind] = {k.kind: k() for k in (TcgKind, KvmKind, PowervmKind)}
+
+
+def kind_of(host: Host) -> HostKind:
+    """The kind of `host`, chosen once for all that is done with it."""
+    return _KINDS[host.kind]

@@ -1,0 +1,248 @@
+"""L2s: a guest started by an L1's own QEMU under `-accel kvm`.
+
+The L1 is an `L2Host`: an L1 the suite booted, or a PowerVM LPAR.  `start()`
+runs the L1's QEMU with `-accel kvm -daemonize`; the L2 console is a FIFO
+pair inside the L1 whose output a `cat` in the L1 appends to a file.  The
+controller polls that file (base64, so the L2's own crash text cannot be
+mistaken for the L1's) and mirrors it to the local console log; commands
+reach the L2 shell through the input FIFO, framed like the L1's
+(`console.Framing`).  Verbs read what the L2 reported: `runs_under_kvm()`,
+`cpus()`, `memory_mib()`; `kill()` and `reboot_from_inside()` act on it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from powernest import naming
+from powernest.console import (
+    ConsoleClosed,
+    ConsoleError,
+    ConsoleTimeout,
+    Framing,
+    GuestCrash,
+    find_failure,
+    tail,
+)
+from powernest.qemu import GuestSpec, GuestStartError, errors
+from powernest.shell import CommandFailed, CommandTimeout, Result, Runner, kill_pidfile, quote
+
+L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
+L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
+# An L2 reboot takes about 6 s (LAB-NOTES); a reboot that has not shown a new
+# banner by then is stuck, not slow.
+L2_REBOOT_TIMEOUT = 45.0
+POLL_INTERVAL = 0.5
+_B64 = re.compile(r"[A-Za-z0-9+/]+=*")
+_MD5 = re.compile(r"^[0-9a-f]{32}  ")
+
+
+class L2Host(Runner, Protocol):
+    """What an L2 runs in: the commands it needs and where its images are."""
+
+    @property
+    def name(self) -> str: ...
+
+    def alive(self) -> bool: ...
+
+    def next_l2_name(self) -> str: ...
+
+    def l2_defaults(self) -> dict[str, Any]:
+        """GuestSpec fields for an L2 here: kernel, initrd, data_dir, qemu."""
+        ...
+
+
+class L2Guest:
+    """An L2 started inside an L1 under `-accel kvm`; see the module docstring."""
+
+    def __init__(self, l1: L2Host, spec: GuestSpec, log_path: Path,
+                 boot_timeout: float) -> None:
+        self.l1 = l1
+        self.spec = spec
+        self.log_path = log_path
+        self.boot_timeout = boot_timeout
+        self.fifo = spec.console_pipe or f"/tmp/{spec.name}"
+        self.text = ""            # everything the L2 console printed so far
+        self.kernel_release = ""
+        self.boot_seconds = 0.0
+        self._framing = Framing("__L2_")
+
+    @classmethod
+    def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float,
+              machine: Sequence[str] = (), **spec: Any) -> L2Guest:
+        """An L2 spec with the L1's defaults and `machine` properties, overridden by `spec`."""
+        name = l1.next_l2_name()
+        base = GuestSpec(name=name, accel="kvm", cpu="host", memory="512M",
+                         machine_props=("cap-hpt-max-page-size=4k", *machine),
+                         console_pipe=f"/tmp/{name}", pidfile=f"/tmp/{name}.pid",
+                         daemonize=True, **l1.l2_defaults())
+        log_path = log_dir / f"{naming.l2_log_name(l1.name, name)}.log"
+        return cls(l1, replace(base, **spec), log_path, boot_timeout)
+
+    def launch(self) -> Result:
+        """Start QEMU in the L1; returns its result (non-zero: QEMU refused)."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path.write_text(f"# in {self.l1.name}: {quote(self.spec.argv())}\n")
+        script = ('rm -f "$1.in" "$1.out" "$1.log"; mkfifo "$1.in" "$1.out" && '
+                  '{ cat "$1.out" > "$1.log" 2>/dev/null & }')
+        self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
+        result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
+        with self.log_path.open("a") as log:
+            log.write(result.stdout + result.stderr)   # stderr is apart over SSH
+        return result
+
+    def start(self) -> None:
+        """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
+        started = time.monotonic()
+        result = self.launch()
+        if not result.ok:
+            said = result.stdout + result.stderr
+            raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
+        match = self.wait_for(L2_READY, self.boot_timeout)
+        self.kernel_release = match[1]
+        self.boot_seconds = time.monotonic() - started
+        self.wait_for(L2_CPUINFO_END, self.boot_timeout)
+
+    def poll(self) -> str:
+        """Fetch what the L2 console printed since the last poll; fail on a crash."""
+        new = self._fetch(len(self.text.encode()))
+        if new:
+            with self.log_path.open("a") as log:
+                log.write(new)
+            self.text += new
+            failure = find_failure(self.text)
+            if failure:
+                kind, at = failure
+                raise GuestCrash(self.spec.name, kind, tail(self.text[at:], 60), self.log_path)
+        return new
+
+    def _fetch(self, offset: int, tries: int = 3) -> str:
+        """The L2 log from byte `offset` on, checked by md5.
+
+        The bytes cross the L1's console, where the L1 kernel may print at any
+        moment (under v2 it does at each L2 vCPU start); a chunk whose digest
+        does not match is fetched again.
+        """
+        script = ('tail -c +"$1" "$2" 2>/dev/null | head -c 262144 > /tmp/.pn-chunk; '
+                  'base64 /tmp/.pn-chunk; md5sum /tmp/.pn-chunk')
+        for _ in range(tries):
+            result = self.l1.run(["sh", "-c", script, "sh", str(offset + 1),
+                                  f"{self.fifo}.log"])
+            lines = result.stdout.split("\n")
+            digest = next((line.split()[0] for line in lines if _MD5.match(line)), "")
+            try:
+                data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line)))
+            except binascii.Error:  # a line was lost to a kernel message: fetch again
+                continue
+            if hashlib.md5(data).hexdigest() == digest:  # noqa: S324 - integrity, not security
+                return data.decode("utf-8", "replace")
+        raise ConsoleError(f"{self.spec.name}: the L2 console log could not be read intact "
+                           f"through {self.l1.name}'s console in {tries} tries",
+                           self.log_path)
+
+    def wait_for(self, pattern: str, timeout: float, since: int = 0) -> re.Match[str]:
+        """Poll the L2 console until `pattern` shows after offset `since`."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll()
+            match = regex.search(self.text, since)
+            if match:
+                return match
+            if time.monotonic() > deadline:
+                raise ConsoleTimeout(
+                    f"{self.spec.name}: no {pattern!r} within {timeout:.0f} s; last console "
+                    f"lines:\n{tail(self.text)}", self.log_path)
+            if not self.running():
+                self.poll()
+                raise ConsoleClosed(f"{self.spec.name}: QEMU exited while waiting for "
+                                    f"{pattern!r}; last lines:\n{tail(self.text)}", self.log_path)
+            time.sleep(POLL_INTERVAL)
+
+    def send(self, line: str) -> None:
+        """Type a line on the L2 console."""
+        self.l1.run(["sh", "-c", 'printf "%s\\n" "$1" > "$2.in"', "sh", line, self.fifo],
+                    check=True)
+
+    def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = False) -> Result:
+        """Run a command at the L2 shell, framed like the L1's."""
+        command = quote(argv)
+        frame = self._framing.frame(command)
+        since = len(self.text)
+        self.send(frame.line)
+        begin = self.wait_for(frame.begin, timeout, since)
+        end = self.wait_for(frame.end, timeout, begin.end())
+        output = self.text[begin.end():end.start()].replace("\r", "").strip("\n")
+        result = Result(command, int(end[1]), output + "\n" if output else "")
+        if check and not result.ok:
+            raise CommandFailed(result)
+        return result
+
+    def cpuinfo(self) -> str:
+        """The cpuinfo lines the L2 init printed at boot."""
+        start = re.search(L2_READY, self.text)
+        end = self.text.find(L2_CPUINFO_END)
+        if not start or end < 0:
+            return ""
+        lines = self.text[start.end():end].replace("\r", "").splitlines()[1:]
+        return "\n".join(lines)
+
+    def hardware_name(self) -> str:
+        """The L2 kernel's `Hardware name:` boot line, as its console printed it.
+
+        `hv:linux,kvm` there means a KVM hypervisor: Linux
+        (arch/powerpc/platforms/pseries/setup.c) prints `hv:<compatible>` from the
+        device tree's /hypervisor node, which QEMU adds only under KVM.
+        """
+        match = re.search(r"Hardware name: [^\r\n]*", self.text)
+        return match[0] if match else ""
+
+    def runs_under_kvm(self) -> bool:
+        """Whether the L2 kernel saw a KVM hypervisor (`hv:linux,kvm`, see hardware_name)."""
+        return "hv:linux,kvm" in self.hardware_name()
+
+    def cpus(self) -> int:
+        """How many processors the L2 kernel listed in the cpuinfo its init printed."""
+        return len(re.findall(r"^processor\s*:", self.cpuinfo(), re.M))
+
+    def memory_mib(self) -> float | None:
+        """The memory size the L2 kernel reported at boot (`Memory: .../<total>K`)."""
+        match = re.search(r"Memory: \d+K/(\d+)K", self.text)
+        return int(match[1]) / 1024 if match else None
+
+    def kill(self) -> bool:
+        """SIGKILL the L2's QEMU in the L1; whether it is gone a second later."""
+        script = 'kill -9 "$(cat "$1")" && sleep 1 && ! kill -0 "$(cat "$1")" 2>/dev/null'
+        return self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or ""]).ok
+
+    def reboot_from_inside(self, timeout: float = L2_REBOOT_TIMEOUT) -> None:
+        """`reboot -f` at the L2's shell; wait for its next banner."""
+        booted = self.wait_for(L2_READY, 0)
+        self.send("reboot -f")
+        self.wait_for(L2_READY, timeout, since=booted.end())
+
+    def running(self) -> bool:
+        script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'
+        return self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or ""]).ok
+
+    def stop(self) -> None:
+        """Kill the L2's QEMU and keep the last of its console."""
+        if not self.l1.alive():
+            return
+        with contextlib.suppress(ConsoleError):
+            self.poll()
+        if self.spec.pidfile:
+            kill_pidfile(self.l1, self.spec.pidfile)
+        # The L1 kernel destroys the VM once QEMU is gone; wait for that.
+        script = 'for i in $(seq 50); do pgrep -f "$1" >/dev/null || exit 0; sleep 0.2; done'
+        with contextlib.suppress(ConsoleError, CommandTimeout):
+            self.l1.run(["sh", "-c", script, "sh", f"-name {self.spec.name} "], timeout=30)

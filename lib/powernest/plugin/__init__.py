@@ -1,0 +1,22 @@
+"""The powernest pytest plugin, one module per concern.
+
+- `options`: command-line options and markers, registered in every pytest of
+  the virtualenv (the package's `pytest11` entry point), so they parse
+  wherever they stand on a command line; nothing else;
+- `run`: a run of the suites: its id, inventory, directory, journal and report
+  (`start_run`), and the controller's part under pytest-xdist;
+- `collection`: cases parametrized by target or host, grouped per host,
+  `requires` markers turned into skips, cases that replace a shared L1 last;
+- `recording`: the journal, written as cases start and end, and junit.xml;
+- `fixtures`: hosts, guests and the per-case records, known deviations.
+
+The root conftest.py loads the rest.  Loaded, it only adds fixtures and
+hooks that act on a run's cases; a run (inventory, run directory, journal, `latest`, signal handlers)
+starts only when a directory of suites calls `start_run` in its conftest.py.
+"""
+
+from powernest.plugin.run import start_run
+
+pytest_plugins = ["powernest.plugin.collection", "powernest.plugin.fixtures"]
+
+__all__ = ["start_run"]

@@ -1,0 +1,75 @@
+"""Collection: which cases there are, in which group and order, and which cannot run.
+
+Cases that take a `target` are parametrized by host x API, cases that take a
+`host` by host, so that every test id starts with the host.  Each case is
+marked with its API and grouped by host for pytest-xdist (`--dist
+loadgroup`); a `requires` marker the host's kind cannot meet becomes a skip
+with the kind's reason; and cases that kexec an L1 shared by the host's
+other cases (an LPAR is its own one L1) run after them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from powernest.inventory import Host
+from powernest.kinds import Ability, Target, kind_of
+from powernest.plugin.run import context
+
+
+def host_of(node: pytest.Item | pytest.Function) -> Host | None:
+    """The host a case runs against, from its `target` or `host` parameter."""
+    callspec = getattr(node, "callspec", None)
+    params = callspec.params if callspec else {}
+    target = params.get("target")
+    if isinstance(target, Target):
+        return target.host
+    host = params.get("host")
+    return host if isinstance(host, Host) else None
+
+
+def target_of(node: pytest.Item | pytest.Function) -> Target | None:
+    callspec = getattr(node, "callspec", None)
+    target = callspec.params.get("target") if callspec else None
+    return target if isinstance(target, Target) else None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize by target or host first, so every test id starts with the host."""
+    ctx = context(metafunc.config)
+    if ctx is None:
+        return
+    if "target" in metafunc.fixturenames:
+        targets = [t for h in ctx.hosts for t in kind_of(h).targets(h)]
+        metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="session")
+    elif "host" in metafunc.fixturenames:
+        metafunc.parametrize("host", ctx.hosts, ids=[h.name for h in ctx.hosts],
+                             scope="session")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
+    """Mark, group and skip before the other plugins see the items (pytest-xdist reads
+    the groups); order once they are done (after pytest's own fixture-scope order)."""
+    for item in items:
+        host = host_of(item)
+        if host is None:
+            continue
+        item.add_marker(pytest.mark.xdist_group(host.name))
+        if target := target_of(item):
+            item.add_marker(getattr(pytest.mark, target.api.marker))
+        for marker in item.iter_markers("requires"):
+            if reason := kind_of(host).lacks(Ability(marker.args[0])):
+                item.add_marker(pytest.mark.skip(reason=reason))
+    yield
+    items.sort(key=_replaces_a_shared_l1)   # stable: every other order is kept
+
+
+def _replaces_a_shared_l1(item: pytest.Item) -> bool:
+    """Whether the case kexecs an L1 the host's other cases share (an LPAR)."""
+    target = target_of(item)
+    return (target is not None and item.get_closest_marker("kexec") is not None
+            and kind_of(target.host).lacks(Ability.BOOTS_L1) is not None)

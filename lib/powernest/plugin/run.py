@@ -1,0 +1,118 @@
+"""A run of the suites: its id, its hosts, and where its results go.
+
+`start_run(config)` is called by a suites directory's conftest.py.  It loads
+the inventory (a bad one is a usage error naming the file, line and field)
+and, unless pytest only collects, creates the run directory, points
+`reports/latest` at it, journals the run and registers the `JournalWriter`
+in the controlling process.  Under pytest-xdist every worker joins the
+controller's run id.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from powernest.inventory import Host, Inventory, InventoryError, load_inventory
+from powernest.plugin.recording import JournalWriter
+from powernest.reporting import journal
+
+_CTX = pytest.StashKey["RunContext"]()
+
+
+@dataclass
+class RunContext:
+    """One run: its id, where its results go, and the hosts it uses."""
+
+    run_id: str
+    run_dir: Path
+    inventory: Inventory
+    hosts: tuple[Host, ...]
+    lease_timeout: float
+    current: dict[str, str] = field(default_factory=dict)  # the case running in this process
+
+    @property
+    def journal(self) -> Path:
+        return self.run_dir / journal.JOURNAL
+
+    @property
+    def console_dir(self) -> Path:
+        return self.run_dir / "consoles"
+
+    def attach(self, path: Path) -> None:
+        """Attach a console log to the case running in this process."""
+        nodeid = self.current.get("nodeid")
+        if nodeid:
+            journal.append(self.journal, "attach", nodeid=nodeid,
+                           path=str(path.relative_to(self.run_dir)))
+
+
+def context(config: pytest.Config) -> RunContext | None:
+    """The run, if the suites started one."""
+    return config.stash.get(_CTX, None)
+
+
+def _invocation_path(config: pytest.Config, value: str) -> Path:
+    path = Path(value)
+    return path if path.is_absolute() else Path(config.invocation_params.dir) / path
+
+
+def start_run(config: pytest.Config) -> None:
+    """Start this process's part of a run; see the module docstring."""
+    path = _invocation_path(config, config.getoption("inventory"))
+    try:
+        inventory = load_inventory(path)
+        hosts = inventory.select([n for n in config.getoption("hosts").split(",") if n])
+    except InventoryError as exc:
+        raise pytest.UsageError(f"bad inventory:\n{exc}") from None
+    workerinput = getattr(config, "workerinput", None)
+    run_id = ((workerinput or {}).get("powernest_run_id") or config.getoption("run_id")
+              or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2))
+    reports = _invocation_path(config, config.getoption("reports"))
+    ctx = RunContext(run_id, reports / run_id, inventory, hosts,
+                     config.getoption("lease_timeout"))
+    config.stash[_CTX] = ctx
+    if config.getoption("collectonly"):
+        return
+    ctx.console_dir.mkdir(parents=True, exist_ok=True)
+    if workerinput is None:
+        journal.append(ctx.journal, "run", run_id=run_id, inventory=str(path),
+                       hosts=[h.name for h in hosts], controller=socket.gethostname(),
+                       started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        _point_latest(reports, ctx.run_dir)
+        config.pluginmanager.register(JournalWriter(ctx), "powernest-journal")
+        config.pluginmanager.register(XdistController(run_id), "powernest-xdist")
+    # A terminated controller still runs fixture teardown: guests are killed.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGHUP, _raise_interrupt)
+
+
+class XdistController:
+    """pytest-xdist: every worker joins the controller's run."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput["powernest_run_id"] = self.run_id
+
+
+def _point_latest(reports: Path, run_dir: Path) -> None:
+    link = reports / "latest"
+    tmp = reports / f".latest-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name)
+    os.replace(tmp, link)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
