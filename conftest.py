@@ -12,4 +12,6 @@ starts a run (inventory, run directory, journal, report) when the suites are
 collected.  powernest's own tests (`tests/`) start none.
 """
 
-pytest_plugins = ["powernest.plugin"]
+from powernest.plugin import PLUGINS
+
+pytest_plugins = PLUGINS

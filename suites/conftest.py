@@ -2,7 +2,7 @@
 
 import pytest
 
-from powernest.plugin import start_run
+from powernest.plugin.run import start_run
 
 
 def pytest_configure(config: pytest.Config) -> None:

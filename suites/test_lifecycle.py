@@ -57,7 +57,7 @@ def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
     l2 = pool.l2(l1, target, smp=2)
     try:
         assert_under_kvm(l2)
-        assert l2.cpus() == 2, f"the L2 with -smp 2 lists {l2.cpus()} CPUs:\n{l2.cpuinfo()}"
+        assert l2.cpus() == 2, f"the L2 with -smp 2 brought up {l2.cpus()} CPUs"
         seconds = round(l2.boot_seconds, 1)
     finally:
         pool.stop(l2)

@@ -37,9 +37,10 @@ INVENTORY = "hosts:\n" + "".join(f"  - {{name: {n}, kind: tcg, cpu: {c}}}\n"
 
 # A directory of suites of its own, as a lab outside this tree would keep them.
 SUITES_CONFTEST = """
-from powernest.plugin import start_run
+from powernest.plugin import PLUGINS
+from powernest.plugin.run import start_run
 
-pytest_plugins = ["powernest.plugin"]
+pytest_plugins = PLUGINS
 
 
 def pytest_configure(config):

@@ -15,7 +15,9 @@ import yaml
 
 from powernest import twins
 from powernest.console import ConsoleError
-from powernest.inventory import InventoryError, Kind, load_inventory
+from powernest.errors import PowernestError
+from powernest.hcalls import replay
+from powernest.inventory import CPU_MODELS, InventoryError, Kind, load_inventory
 from powernest.kinds import kind_of
 from powernest.lab import LabBuildError, build_lab
 from powernest.reporting import dashboard, journal, junit, merge
@@ -102,6 +104,35 @@ def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
     finally:
         for twin in running:
             twin.stop()
+
+
+@main.group()
+def hcall() -> None:
+    """Hcall-level cases: their reproducers."""
+
+
+@hcall.command("replay")
+@click.argument("script", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--cpu", type=click.Choice(CPU_MODELS), default="power10", show_default=True,
+              help="The L1's CPU model.")
+@click.option("--qemu", default="qemu-system-ppc64", show_default=True,
+              help="The L0 QEMU binary (e.g. your own build).")
+@click.option("--dir", "workdir", type=click.Path(path_type=Path), default=Path("replays"),
+              show_default=True, help="Where the L1's console log goes.")
+def hcall_replay(script: Path, cpu: str, qemu: str, workdir: Path) -> None:
+    """Run a reproducer SCRIPT (written beside a run's logs) in a fresh L1 under a
+    local QEMU TCG L0 offering the script's API.  Exit status: 0 when the script ran
+    to its end, 2 when the L0 died (its message is printed)."""
+    try:
+        done = replay.replay(script, build_lab(log=click.echo), workdir.resolve(), cpu, qemu,
+                             log=click.echo)
+    except PowernestError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in done.output.splitlines():
+        if line.startswith(("PNSTEP", "PNBEGIN", "PNEND")):
+            click.echo(line)
+    click.echo(f"replay: {done.summary}; console log {done.console_log}")
+    sys.exit(2 if done.l0_death else 0)
 
 
 @main.group()

@@ -8,8 +8,10 @@ their output and exit code, so an L1 is driven like any other `Shell`.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import re
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +58,14 @@ class ConsoleTimeout(ConsoleError):
 
 
 class ConsoleClosed(ConsoleError):
-    """The guest process went away while we waited."""
+    """The guest process went away while we waited; `output` is what it printed since
+    the last match, `ended` how the process ended ("exit 1", "killed by SIGABRT")."""
+
+    def __init__(self, message: str, log: Path | None, output: str = "",
+                 ended: str = "") -> None:
+        self.output = output
+        self.ended = ended
+        super().__init__(message, log)
 
 
 def find_failure(text: str) -> tuple[str, int] | None:
@@ -133,9 +142,11 @@ class Console:
         if index == len(wanted):
             self._raise_crash()
         if index == len(wanted) + 1:
+            ended = self.ended()
             raise ConsoleClosed(
-                f"{self.guest}: console closed while waiting for {wanted!r}; last lines:\n"
-                f"{self.tail()}", self.log_path)
+                f"{self.guest}: console closed ({ended}) while waiting for {wanted!r}; "
+                f"last lines:\n{self.tail()}", self.log_path, str(self.proc.before or ""),
+                ended)
         waited = time.monotonic() - started
         raise ConsoleTimeout(
             f"{self.guest}: no {wanted!r} within {waited:.0f} s; last console lines:\n"
@@ -171,6 +182,19 @@ class Console:
 
     def alive(self) -> bool:
         return bool(self.proc.isalive())
+
+    def ended(self) -> str:
+        """How the process behind the console ended, once its output has ended."""
+        with contextlib.suppress(OSError, pexpect.ExceptionPexpect):
+            deadline = time.monotonic() + 5
+            while self.proc.isalive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        signum = getattr(self.proc, "signalstatus", None)
+        if signum:
+            return f"killed by {signal.Signals(signum).name}"
+        status = getattr(self.proc, "exitstatus", None)
+        return "still running" if self.proc.isalive() else (
+            f"exit {status}" if status is not None else "ended, status unknown")
 
     def close(self) -> None:
         """Hang up the console and end the process behind it; safe to call twice."""

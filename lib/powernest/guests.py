@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from powernest import naming
-from powernest.console import Console, ConsoleClosed, ConsoleShell, ConsoleTimeout
+from powernest.console import Console, ConsoleClosed, ConsoleShell, ConsoleTimeout, tail
 from powernest.l2 import L2Host
-from powernest.qemu import GuestSpec, GuestStartError
+from powernest.qemu import GuestSpec, GuestStartError, errors
 from powernest.shell import Result, Shell, kill_pidfile, quote
 
 L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
@@ -32,6 +32,28 @@ L1_PROMPT = "powernest-l1# "
 L2_DATA_DIR = "/usr/share/qemu"
 L2_KERNEL = "/boot/vmlinux-6.12"
 L2_INITRD = "/boot/l2.cpio.gz"
+
+
+class L0Died(ConsoleClosed):
+    """The L0 QEMU under an L1 ended while the L1 was in use: a finding of its own.
+
+    `said` holds QEMU's own last words (an assertion, a glib error), `ended` how
+    its process ended, `output` what the L1 printed since its last command began.
+    """
+
+    def __init__(self, guest: str, closed: ConsoleClosed, said: list[str]) -> None:
+        self.said = said
+        words = "; ".join(said) if said else "it printed no error"
+        super().__init__(f"{guest}: its L0 QEMU died ({closed.ended}): {words}\n{closed}",
+                         closed.log, closed.output, closed.ended)
+
+
+def last_words(console_text: str, lines: int = 60) -> list[str]:
+    """QEMU's error messages at the end of an L1's console log (its stderr is there too):
+    `qemu-system-...: ...` errors, assertion failures and glib's `ERROR:` lines."""
+    recent = tail(console_text, lines)
+    glib = [line.strip() for line in recent.splitlines() if line.startswith("ERROR:")]
+    return errors(recent) + glib
 
 
 def kernel_series(release: str) -> str:
@@ -170,7 +192,14 @@ class L1Guest(L1Commands):
 
     def run(self, argv: Sequence[str], timeout: float | None = None,
             check: bool = False) -> Result:
-        return self.shell.run(argv, timeout, check)
+        try:
+            return self.shell.run(argv, timeout, check)
+        except ConsoleClosed as exc:
+            raise self._l0_died(exc) from None
+
+    def _l0_died(self, closed: ConsoleClosed) -> L0Died:
+        return L0Died(self.spec.name, closed,
+                      last_words(self.log_path.read_text(errors="replace")))
 
     def load_kvm(self) -> Result:
         """insmod kvm.ko (must work), then kvm-hv.ko; returns what kvm-hv's insmod did."""
@@ -215,6 +244,8 @@ class L1Guest(L1Commands):
         self.console.sendline(command)
         try:
             self.wait_ready(timeout)
+        except ConsoleClosed as exc:
+            raise self._l0_died(exc) from None
         except ConsoleTimeout as exc:
             text = self.console.tail(200)
             after = text.rsplit("Starting new kernel", 1)

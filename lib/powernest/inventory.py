@@ -76,6 +76,7 @@ class Host(_Model):
     l1_machine: tuple[str, ...] = ()   # extra -M pseries properties for L1, after the cap
     l2_machine: tuple[str, ...] = ()   # extra -M pseries properties for the L2s in an L1
     allow_kexec: bool | None = None       # default: per kind (kinds.py)
+    allow_destructive: bool = False       # cases that may crash the L0 (tcg: always)
     ssh: Ssh | None = None
     timeouts: Timeouts = Timeouts()
 

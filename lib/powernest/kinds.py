@@ -35,6 +35,7 @@ class Ability(StrEnum):
     BOOTS_L1 = "boots the L1s"           # without it, the host itself is the one L1
     RESETS_L1 = "resets an L1"
     RELOADS_KVM_HV = "reloads kvm-hv in an L1"
+    CRASHES_L0 = "runs cases that may crash its L0"   # real hosts: only by inventory opt-in
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,10 @@ class HostKind:
     kexec_default: ClassVar[bool]
     missing: ClassVar[dict[Ability, str]]  # what it cannot do, and why
 
-    def lacks(self, ability: Ability) -> str | None:
-        """Why this kind cannot do `ability`; None if it can."""
+    def lacks(self, ability: Ability, host: Host) -> str | None:
+        """Why `host`, of this kind, cannot do `ability`; None if it can."""
+        if ability is Ability.CRASHES_L0 and host.allow_destructive:
+            return None
         return self.missing.get(ability)
 
     def apis(self, host: Host) -> tuple[API, ...]:
@@ -100,8 +103,13 @@ class HostKind:
         return pool.boot(target, kernel)
 
 
+NOT_DESTRUCTIVE = ("the case may crash the host's L0, and its inventory entry does not "
+                   "allow that (allow_destructive: false)")
+
+
 class TcgKind(HostKind):
-    """The emulated lab: QEMU TCG on the host is L0, with its own nested-API code."""
+    """The emulated lab: QEMU TCG on the host is L0, with its own nested-API code; an L0
+    that dies takes nothing else with it."""
 
     kind = Kind.TCG
     accel = "tcg"
@@ -118,7 +126,7 @@ class KvmKind(HostKind):
     accel = "kvm"
     default_apis = (API.V1,)
     kexec_default = False
-    missing: ClassVar[dict[Ability, str]] = {}
+    missing: ClassVar[dict[Ability, str]] = {Ability.CRASHES_L0: NOT_DESTRUCTIVE}
 
     def cpu_unavailable(self, host: Host, cpu: str) -> str | None:
         return None if cpu == host.cpu else f"under KVM the guest CPU is the host's ({host.cpu})"
@@ -141,6 +149,7 @@ class PowervmKind(HostKind):
         Ability.BOOTS_L1: "the LPAR is the L1: the suite connects to it",
         Ability.RESETS_L1: NO_RESET,
         Ability.RELOADS_KVM_HV: NO_RELOAD,
+        Ability.CRASHES_L0: NOT_DESTRUCTIVE,
     }
 
     def probe(self, shell: Shell, qemu_binary: str) -> L0:

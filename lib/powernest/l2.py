@@ -210,9 +210,10 @@ class L2Guest:
         """Whether the L2 kernel saw a KVM hypervisor (`hv:linux,kvm`, see hardware_name)."""
         return "hv:linux,kvm" in self.hardware_name()
 
-    def cpus(self) -> int:
-        """How many processors the L2 kernel listed in the cpuinfo its init printed."""
-        return len(re.findall(r"^processor\s*:", self.cpuinfo(), re.M))
+    def cpus(self) -> int | None:
+        """How many CPUs the L2 kernel brought up (`smp: Brought up 1 node, N CPUs`)."""
+        match = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", self.text)
+        return int(match[1]) if match else None
 
     def memory_mib(self) -> float | None:
         """The memory size the L2 kernel reported at boot (`Memory: .../<total>K`)."""

@@ -70,7 +70,7 @@ def run_chain(pool: GuestPool, target: Target, scenario: Scenario) -> dict[str, 
         if scenario.then is not None and (reason := l1.kexec_unavailable(scenario.then)):
             raise Unavailable(reason)
         stages = _first_two(pool, l1, target, scenario)
-        if kind.lacks(Ability.RESETS_L1) is None:
+        if kind.lacks(Ability.RESETS_L1, target.host) is None:
             l1.reboot(target.host.timeouts.l1_boot)
             loaded = l1.load_kvm().ok
             stages["reset"] = _observe(pool, l1, target, False, loaded)

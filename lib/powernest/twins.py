@@ -92,6 +92,7 @@ class Twin:
         entry: dict[str, Any] = {
             "name": self.name, "kind": self.kind.value, "cpu": self.cpu,
             "qemu": "/usr/bin/qemu-system-ppc64", "allow_kexec": True,
+            "allow_destructive": True,   # a twin is disposable
             "ssh": {"host": "127.0.0.1", "port": self.port, "user": "root",
                     "key_file": str(self.key_file), "known_hosts": str(self.known_hosts),
                     "connect_timeout": 10},

@@ -1,8 +1,9 @@
 """The emulated lab: boot images for QEMU TCG built from Debian packages.
 
 `build_lab()` turns ppc64el Debian packages into two kernels (6.12 and 6.1),
-an L2 initramfs and an L1 initramfs (QEMU, KVM modules, kexec, the L2 images),
-kept in a content-addressed cache; `find_lab()` returns them without building.
+an L2 initramfs, an L1 initramfs (QEMU, KVM modules, kexec, the L2 images) and
+pnhcall.ko cross-built for the 6.12 kernel (`LabImages.hcall_module`), kept in
+a content-addressed cache; `find_lab()` returns them without building.
 """
 
 from powernest.lab.builder import build_lab

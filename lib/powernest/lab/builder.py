@@ -6,7 +6,8 @@ lock on the cache, it
      and refreshes a private apt state for bookworm and bookworm-backports;
   2. picks the ppc64el kernels (`KERNELS`) and resolves the ppc64el closure of
      `USERLAND`, then fetches whatever .debs the cache lacks;
-  3. unpacks them with `dpkg-deb -x`, writes the kernels, l2.cpio.gz and then
+  3. unpacks them with `dpkg-deb -x`, writes the kernels, cross-builds pnhcall.ko
+     for the L1 kernel (`powernest.lab.module`), writes l2.cpio.gz and then
      l1.cpio.gz (which carries the kernels and l2.cpio.gz) with a manifest
      into a temporary directory, and renames it to `lab/<key>` only when
      complete, so a killed build never leaves a lab that looks finished.
@@ -47,6 +48,14 @@ from powernest.lab.cache import (
 from powernest.lab.cpio import Tree
 from powernest.lab.elf import dynamic_info, library_closure, resolve_in
 from powernest.lab.errors import LabBuildError
+from powernest.lab.module import (
+    HCALL_MODULE,
+    HCALL_SERIES,
+    Kernel,
+    build_hcall,
+    kbuild_packages,
+    read_kernel,
+)
 
 Log = Callable[[str], None]
 
@@ -76,28 +85,10 @@ STANDALONE = {
     "usr/bin/flock": ("util-linux", "usr/bin/flock"),
 }
 STANDALONE_RELEASE = "bookworm"
-# The modules an L1 or a twin host loads, by path under the kernel's module tree:
-# KVM, and the NICs of the twins (ibmveth on pseries, e1000e on powernv).
-MODULES = {
-    "kvm": "arch/powerpc/kvm/kvm",
-    "kvm-hv": "arch/powerpc/kvm/kvm-hv",
-    "ibmveth": "drivers/net/ethernet/ibm/ibmveth",
-    "e1000e": "drivers/net/ethernet/intel/e1000e/e1000e",
-}
 # A second, older L0: bookworm's own QEMU (no cap-nested-papr), unpacked, never installed.
 OLD_L0 = ("qemu-system-ppc", "bookworm")
 LIBDIR = "lib/powerpc64le-linux-gnu"
 FILES = RECIPE_DIR / "files"
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """An unpacked kernel package."""
-
-    package: str
-    release: str
-    vmlinux: Path
-    modules: dict[str, bytes]  # MODULES, decompressed
 
 
 def build_lab(cache: Path | None = None, force: bool = False, log: Log = print) -> LabImages:
@@ -186,6 +177,8 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
         shutil.copyfile(kernels[name].vmlinux, out / f"vmlinux-{series}")
     by_series = {series: kernels[name] for series, (name, _) in kernel_packages.items()}
     packages.update(_old_l0(apt, cache / "debs", work / "x", out, log))
+    packages.update(_hcall(apt, kernel_packages[HCALL_SERIES], by_series[HCALL_SERIES],
+                           cache / "debs", work / "x", out, log))
     _write(_l2_tree(root), out / L2_INITRD, log)
     _write(_l1_tree(root, by_series, out), out / L1_INITRD, log)
 
@@ -219,6 +212,15 @@ def _old_l0(apt: PrivateApt, debs: Path, x: Path, out: Path, log: Log) -> dict[s
                  out / f"qemu-system-ppc64-{series}")
     log(f"lab: second L0 {name} {version} ({suite}) as qemu-system-ppc64-{series}")
     return {f"{name}:amd64": version}
+
+
+def _hcall(apt: PrivateApt, package: tuple[str, str], kernel: Kernel, debs: Path, x: Path,
+           out: Path, log: Log) -> dict[str, str]:
+    """Build out/pnhcall.ko for `kernel` (`package`: name, version); the packages it took."""
+    packages = kbuild_packages(*package)
+    _dpkg_extract(*_fetch(apt, packages, debs, log).values(), dest=x / "kbuild")
+    build_hcall(x / "kbuild", kernel, x / "pnhcall", out / HCALL_MODULE, log)
+    return packages
 
 
 def _standalone(apt: PrivateApt, name: str, suite: str) -> dict[str, str]:
@@ -301,7 +303,7 @@ def _unpack(debs: dict[str, Path], kernel_names: list[str], x: Path,
         jobs.append(pool.submit(_dpkg_extract, *userland, dest=root))
         for job in jobs:
             job.result()
-    kernels = {name: _kernel(name, x / name) for name in kernel_names}
+    kernels = {name: read_kernel(name, x / name) for name in kernel_names}
     log(f"lab: unpacked {len(debs)} packages ({_secs(t0)})")
     return kernels, root
 
@@ -314,25 +316,6 @@ def _dpkg_extract(*debs: Path, dest: Path) -> None:
                               capture_output=True, text=True, errors="replace")
         if done.returncode != 0:
             raise LabBuildError(f"`dpkg-deb -x {deb}` failed: {done.stderr.strip()[-1000:]}")
-
-
-def _kernel(package: str, root: Path) -> Kernel:
-    """The vmlinux and decompressed `MODULES` of an unpacked linux-image package."""
-    release = package.removeprefix("linux-image-")
-    vmlinux = root / "boot" / f"vmlinux-{release}"
-    if not vmlinux.is_file():
-        raise LabBuildError(f"{package} has no /boot/vmlinux-{release}")
-    tree = root / "lib" / "modules" / release / "kernel"
-    modules = {}
-    for name, path in MODULES.items():
-        ko = tree / f"{path}.ko"
-        if ko.is_file():
-            modules[name] = ko.read_bytes()
-        elif ko.with_name(ko.name + ".xz").is_file():
-            modules[name] = lzma.decompress(ko.with_name(ko.name + ".xz").read_bytes())
-        else:
-            raise LabBuildError(f"{package} has no {path}.ko or {path}.ko.xz in {tree}")
-    return Kernel(package, release, vmlinux, modules)
 
 
 def _skeleton(root: Path, init: Path) -> Tree:
@@ -362,6 +345,7 @@ def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
         for name, data in kernel.modules.items():
             tree.file(f"lib/modules/{kernel.release}/{name}.ko", data)
         tree.file(f"boot/vmlinux-{series}", out / f"vmlinux-{series}", 0o644)
+    tree.file(f"lib/modules/{kernels[HCALL_SERIES].release}/{HCALL_MODULE}", out / HCALL_MODULE)
     tree.file("boot/l2.cpio.gz", out / L2_INITRD, 0o644)
     tree.file("etc/powernest/kernels",
               "".join(f"{s} {k.release}\n" for s, k in kernels.items()).encode())

@@ -6,9 +6,10 @@ Layout under the cache root:
     lab/<key>/        one complete set of images with its manifest.json
     lab/.build-*      a build in progress (renamed to lab/<key> when complete)
 
-The key is a SHA-256 over the recipe: this package's Python sources and the
-files it puts into the images (init scripts, mkself).  The package list is part
-of the sources, so any change to what is built gives a new key.
+The key is a SHA-256 over the recipe: this package's Python sources, the
+files it puts into the images (init scripts, mkself), and pnhcall.ko's source
+and cross toolchain (`module.recipe`).  The package list is part of the
+sources, so any change to what is built gives a new key.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from powernest.lab import module
 
 RECIPE_DIR = Path(__file__).resolve().parent
 MANIFEST = "manifest.json"
@@ -36,6 +39,7 @@ class LabImages:
     kernels: dict[str, Path]
     kernel_releases: dict[str, str]
     packages: dict[str, str]
+    hcall_module: Path | None = None  # pnhcall.ko for kernels[module.HCALL_SERIES], if built
 
 
 def default_cache() -> Path:
@@ -54,12 +58,13 @@ def recipe_files(recipe: Path = RECIPE_DIR) -> list[Path]:
 
 
 def recipe_key(recipe: Path = RECIPE_DIR) -> str:
-    """SHA-256 over the names and contents of the recipe files."""
+    """SHA-256 over the names and contents of the recipe files, and `module.recipe()`."""
     digest = hashlib.sha256()
     for path in recipe_files(recipe):
         name = path.relative_to(recipe).as_posix().encode()
         data = path.read_bytes()
         digest.update(b"%d:%s%d:" % (len(name), name, len(data)) + data)
+    digest.update(module.recipe())
     return digest.hexdigest()
 
 
@@ -91,7 +96,9 @@ def load_lab(root: Path, key: str) -> LabImages | None:
         return LabImages(
             root=root, key=key, l1_initrd=root / L1_INITRD, l2_initrd=root / L2_INITRD,
             kernels={series: root / f"vmlinux-{series}" for series in releases},
-            kernel_releases=releases, packages=dict(manifest["packages"]))
+            kernel_releases=releases, packages=dict(manifest["packages"]),
+            hcall_module=root / module.HCALL_MODULE if module.HCALL_MODULE in manifest["files"]
+            else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -10,13 +10,10 @@
 - `recording`: the journal, written as cases start and end, and junit.xml;
 - `fixtures`: hosts, guests and the per-case records, known deviations.
 
-The root conftest.py loads the rest.  Loaded, it only adds fixtures and
-hooks that act on a run's cases; a run (inventory, run directory, journal, `latest`, signal handlers)
-starts only when a directory of suites calls `start_run` in its conftest.py.
+A conftest.py loads `collection` and `fixtures` (`pytest_plugins`): they only
+add fixtures and hooks that act on a run's cases.  A run (inventory, run
+directory, journal, `latest`, signal handlers) starts only when a directory of
+suites calls `run.start_run` in its conftest.py.
 """
 
-from powernest.plugin.run import start_run
-
-pytest_plugins = ["powernest.plugin.collection", "powernest.plugin.fixtures"]
-
-__all__ = ["start_run"]
+PLUGINS = ["powernest.plugin.collection", "powernest.plugin.fixtures"]

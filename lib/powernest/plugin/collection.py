@@ -1,7 +1,8 @@
 """Collection: which cases there are, in which group and order, and which cannot run.
 
-Cases that take a `target` are parametrized by host x API, cases that take a
-`host` by host, so that every test id starts with the host.  Each case is
+Cases that take a `target` are parametrized by host x API (and, with a
+`per_target` marker, jointly with values that depend on the target), cases
+that take a `host` by host, so that every test id starts with the host.  Each case is
 marked with its API and grouped by host for pytest-xdist (`--dist
 loadgroup`); a `requires` marker the host's kind cannot meet becomes a skip
 with the kind's reason; and cases that kexec an L1 shared by the host's
@@ -44,6 +45,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "target" in metafunc.fixturenames:
         targets = [t for h in ctx.hosts for t in kind_of(h).targets(h)]
+        if marker := metafunc.definition.get_closest_marker("per_target"):
+            argname, params_for = marker.args
+            params = [pytest.param(t, *p.values, id=f"{t.id}-{p.id}", marks=p.marks)
+                      for t in targets for p in params_for(t)]
+            metafunc.parametrize(["target", argname], params, scope="session")
+            return
         metafunc.parametrize("target", targets, ids=[t.id for t in targets], scope="session")
     elif "host" in metafunc.fixturenames:
         metafunc.parametrize("host", ctx.hosts, ids=[h.name for h in ctx.hosts],
@@ -62,7 +69,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
         if target := target_of(item):
             item.add_marker(getattr(pytest.mark, target.api.marker))
         for marker in item.iter_markers("requires"):
-            if reason := kind_of(host).lacks(Ability(marker.args[0])):
+            if reason := kind_of(host).lacks(Ability(marker.args[0]), host):
                 item.add_marker(pytest.mark.skip(reason=reason))
     yield
     items.sort(key=_replaces_a_shared_l1)   # stable: every other order is kept
@@ -72,4 +79,4 @@ def _replaces_a_shared_l1(item: pytest.Item) -> bool:
     """Whether the case kexecs an L1 the host's other cases share (an LPAR)."""
     target = target_of(item)
     return (target is not None and item.get_closest_marker("kexec") is not None
-            and kind_of(target.host).lacks(Ability.BOOTS_L1) is not None)
+            and kind_of(target.host).lacks(Ability.BOOTS_L1, target.host) is not None)

@@ -17,6 +17,7 @@ import pytest
 
 from powernest.errors import Unavailable
 from powernest.guests import L1
+from powernest.hcalls.runner import HcallRunner
 from powernest.hosts import HostSession
 from powernest.inventory import Host
 from powernest.kinds import Target
@@ -54,7 +55,7 @@ def run_context(pytestconfig: pytest.Config) -> RunContext:
     ctx = context(pytestconfig)
     if ctx is None:
         raise pytest.UsageError("no powernest run: a suites directory's conftest.py starts "
-                                "one (powernest.plugin.start_run)")
+                                "one (powernest.plugin.run.start_run)")
     return ctx
 
 
@@ -103,6 +104,15 @@ def host_session(request: pytest.FixtureRequest, host_sessions: HostSessions) ->
     if host is None:
         raise pytest.UsageError(f"{request.node.nodeid}: host_session needs a host or target")
     return host_sessions.get_session(host)
+
+
+@pytest.fixture(scope="session")
+def hcall_runner(run_context: RunContext, lab: LabImages,
+                 pool: GuestPool) -> Iterator[HcallRunner]:
+    """Runs hcall cases in L1s of their targets (see powernest.hcalls.runner)."""
+    runner = HcallRunner(pool, lab.hcall_module, run_context.run_dir / "hcalls")
+    yield runner
+    runner.close()
 
 
 @pytest.fixture(scope="session")

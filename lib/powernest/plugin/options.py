@@ -15,6 +15,8 @@ MARKERS = {
     "slow": "cases that take minutes",
     "requires(ability)": "the case needs a powernest.kinds.Ability of its host's kind; "
                          "skipped with the reason where the kind lacks it",
+    "per_target(argname, params_for)": "parametrize argname jointly with the target, with "
+                                       "the pytest.param values params_for(target) gives",
     "deviation(*deviations)": "known deviations (powernest.nested.Deviation) that make the "
                               "case a strict xfail where its L0 and API have them",
 }

@@ -1,0 +1,130 @@
+"""THE hcall case table, and the known deviations of QEMU from it.
+
+Every row says what it does, what must come back and why (`Case.source`);
+`model` defines the row, `cases_v2`, `cases_v2_state` and `cases_v1` hold them.
+The deviations below not already in `powernest.nested` are predictions from
+reading QEMU's hw/ppc/spapr_nested.c (qemu/qemu master as stored, read for the
+lab's QEMU 10.0.2): the hcall runner confirms or refutes them.
+"""
+
+from __future__ import annotations
+
+from powernest.hcalls.cases_v1 import CASES_V1
+from powernest.hcalls.cases_v2 import CASES_V2
+from powernest.hcalls.cases_v2_state import CASES_V2_STATE
+from powernest.hcalls.model import Case
+from powernest.nested import (
+    API,
+    SET_CAPABILITIES_ONCE,
+    TLB_INVALIDATE,
+    VPA_ELEMENT,
+    Deviation,
+)
+
+CASES: tuple[Case, ...] = CASES_V2 + CASES_V2_STATE + CASES_V1
+
+_READ = "code reading (not yet run): QEMU hw/ppc/spapr_nested.c "
+V2_SINCE = (9, 0)
+V1_SINCE = (0, 0)
+
+
+def _v2(id: str, summary: str, source: str) -> Deviation:
+    return Deviation(id, API.V2, V2_SINCE, None, summary, None, _READ + source)
+
+
+def _v1(id: str, summary: str, source: str) -> Deviation:
+    return Deviation(id, API.V1, V1_SINCE, None, summary, None, _READ + source)
+
+
+HCALL_DEVIATIONS: tuple[Deviation, ...] = (
+    VPA_ELEMENT, TLB_INVALIDATE, SET_CAPABILITIES_ONCE,
+    _v2("qemu-v2-gsb-element-errors",
+        "reserved IDs, wrong sizes, read-only IDs and scope mismatches in a GSB are answered "
+        "with H_P3 instead of H_INVALID_ELEMENT_ID/_SIZE/_VALUE with the element's index in R4",
+        "guest_state_request_check returns false for each ('Element ID %04x unknown', "
+        "'Size mismatch', 'Trying to set a read-only Element', 'trying to get/set a guest "
+        "wide Element'), and getset_state turns that into 'return H_P3'; measured for 0x0C02 "
+        "(rc=-56, LAB-NOTES)"),
+    _v2("qemu-v2-host-state-size",
+        "element 0x0001 (size of the L0 vCPU state) is not in QEMU's table: H_P3",
+        "guest_state_element_types has no GSB_HV_VCPU_STATE_SIZE entry, so "
+        "guest_state_element_type_find(0x0001) is NULL"),
+    _v2("qemu-v2-set-capabilities-unoffered",
+        "H_GUEST_SET_CAPABILITIES accepts a processor mode GET did not offer",
+        "h_guest_set_capabilities checks only 'capabilities & ~H_GUEST_CAP_VALID_MASK' (all "
+        "modes QEMU knows), not the modes ppc_check_compat offered in GET"),
+    _v2("qemu-v2-vcpu-ids-linear",
+        "H_GUEST_CREATE_VCPU aborts the L0 for any vCPU ID but the next in sequence",
+        "h_guest_create_vcpu: 'assert(vcpuid == guest->nr_vcpus); /* linear vcpuid "
+        "allocation only */', before the PAPR_NESTED_GUEST_VCPU_MAX check"),
+    _v2("qemu-v2-state-unchecked-vcpu",
+        "GET/SET_STATE on a vCPU that does not exist (or a guest-wide 0x0002 on a guest "
+        "without vCPUs) aborts the L0 instead of answering H_P3",
+        "h_guest_getset_state never validates vcpuid; get_vcpu_state_ptr and get_vcpu_ptr "
+        "'assert(spapr_nested_vcpu_check(guest, vcpuid, false))'"),
+    _v2("qemu-v2-gsb-length-asserts",
+        "a GSB length of 0, 1-3 or over 1 MiB aborts (or crashes) the L0",
+        "h_guest_getset_state 'assert(buflen <= GSB_MAX_BUF_SIZE)'; guest_state_request_check "
+        "'assert(len >= 4)'; for length 0 address_space_map returns NULL and "
+        "map_and_getset_state still calls address_space_unmap(NULL), which takes it for a "
+        "bounce buffer"),
+    _v2("qemu-v2-gsb-value-asserts",
+        "element values QEMU cannot use abort the L0 instead of H_INVALID_ELEMENT_VALUE; "
+        "GET of 0x0005/0x0006/0x0C00/0x0C01 aborts too",
+        "copy_state_runbuf 'assert(runbuf->addr)', 'assert(size <= 16384)', "
+        "'assert(size >= VCPU_OUT_BUF_MIN_SZ)' and 'assert(set)'; copy_state_pagetbl "
+        "'assert(rts == 52)' and 'assert(set)'; copy_state_proctbl 'g_assert_not_reached()' "
+        "for sizes other than 4 KiB and 16 MiB"),
+    _v2("qemu-v2-gsb-outside-ram",
+        "a GSB address outside the L1's RAM is accepted (read as an empty buffer: H_SUCCESS) "
+        "instead of H_P4",
+        "map_and_getset_state relies on address_space_map, which maps unassigned memory "
+        "through a zeroed bounce buffer of up to 4 KiB: a count of 0, so getset_state "
+        "succeeds"),
+    _v2("qemu-v2-run-buffers-not-defined",
+        "H_GUEST_RUN_VCPU before the run buffers are set answers H_P3, not "
+        "H_INPUT_BUFFER_NOT_DEFINED / H_OUTPUT_BUFFER_NOT_DEFINED",
+        "h_guest_run_vcpu: 'if (!spapr_nested_vcpu_check(guest, vcpuid, true)) return H_P3', "
+        "the check that covers both an unknown vCPU and unset run buffers"),
+    _v2("qemu-v2-delete-all-use-after-free",
+        "after H_GUEST_DELETE(deleteAllGuests) the next H_GUEST_CREATE uses a freed hash "
+        "table: the L0 may crash or corrupt its heap",
+        "h_guest_delete: 'g_hash_table_destroy(spapr->nested.guests); return H_SUCCESS;' "
+        "without setting spapr->nested.guests to NULL; h_guest_create then calls "
+        "g_hash_table_size/lookup/insert on it"),
+    _v1("qemu-v1-partition-table-base",
+        "H_SET_PARTITION_TABLE accepts a table base outside the L1's RAM",
+        "h_set_ptbl checks only '(ptcr & PRTS_MASK) + 12 - 4 > 12'; Linux's "
+        "kvmhv_set_partition_table also requires kvm_is_visible_gfn(base)"),
+    _v1("qemu-v1-hv-state-version",
+        "H_ENTER_NESTED answers H_PARAMETER, not H_P2, for an hv_guest_state version newer "
+        "than 2",
+        "h_enter_nested: 'if (hv_state.version > HV_GUEST_STATE_VERSION) return H_PARAMETER;' "
+        "where Linux's kvmhv_enter_nested_guest returns H_P2"),
+    _v1("qemu-v1-enter-nested-regs",
+        "H_ENTER_NESTED with pt_regs outside the L1's RAM enters the L2 with zeroed "
+        "registers instead of answering H_PARAMETER",
+        "h_enter_nested maps regs_ptr with address_space_map, which gives unassigned memory "
+        "a zeroed bounce buffer of the full size, so the 'len != sizeof(*regs)' check passes"),
+    _v1("qemu-v1-tlb-invalidate-unchecked",
+        "H_TLB_INVALIDATE answers H_SUCCESS to any arguments",
+        "h_tlb_invalidate: 'return H_SUCCESS;' unconditionally, where Linux's "
+        "kvmhv_emulate_priv_tlbie refuses R=0, PRS=1, RIC=3, IS=1 with H_PARAMETER"),
+)
+
+_BY_ID = {case.id: case for case in CASES}
+_DEVIATIONS = {d.id: d for d in HCALL_DEVIATIONS}
+
+
+def case(case_id: str) -> Case:
+    """A row of the table by its id."""
+    return _BY_ID[case_id]
+
+
+def cases_for(api: API) -> tuple[Case, ...]:
+    """The rows to run against an L0 that offers `api`."""
+    return tuple(c for c in CASES if c.api is api)
+
+
+def deviation(deviation_id: str) -> Deviation:
+    return _DEVIATIONS[deviation_id]

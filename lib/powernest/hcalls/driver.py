@@ -1,0 +1,160 @@
+"""pnhcall.ko in an L1: install it, and talk to it through /proc/pnhcall.
+
+Everything goes through a `Runner`, so an L1 driven over its serial console
+(`ConsoleShell`, which cannot copy files) works like one over SSH: `upload`
+sends a file as base64 in short command lines and checks its MD5 in the L1.
+`install` refuses a module built for another kernel before trying it (the
+vermagic's release against `uname -r`); `insmod` is the final judge, and its
+refusal comes back with the kernel's own words from dmesg.
+
+The module's interface (see module/pnhcall.c): one command per write, the
+result line of the last command on read.  `command` sends one and returns its
+result; `call`, `alloc`, `write`, `read` and `free` wrap the five commands.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from powernest.errors import PowernestError
+from powernest.lab import module
+from powernest.shell import Runner
+
+PROC = "/proc/pnhcall"
+MODULE_NAME = "pnhcall"
+CHUNK = 1000          # base64 characters per command line (a tty line holds 4095)
+WRITE_CHUNK = 480     # bytes per `write` command, 960 hex digits
+MAX_READ = 4096       # bytes per `read` command (the module's limit)
+_U64 = (1 << 64) - 1
+_RESULT = "PNHCALL-RESULT "
+_CALL = re.compile(r"rc=(-?\d+)((?: r\d+=0x[0-9a-f]+){9})")
+_ALLOC = re.compile(r"addr=0x([0-9a-f]+) size=(\d+)")
+
+
+class HcallError(PowernestError):
+    """The module could not be installed, or it refused a command."""
+
+
+@dataclass(frozen=True)
+class HcallResult:
+    """What an hcall returned: its return code and R4..R12."""
+
+    rc: int
+    regs: tuple[int, ...]
+
+    @property
+    def r4(self) -> int:
+        return self.regs[0]
+
+
+def vermagic(ko_path: Path) -> str:
+    """The module's version magic, e.g. '6.12.95+deb12-powerpc64le SMP mod_unload ...'."""
+    return module.vermagic(ko_path.read_bytes())
+
+
+def loaded(runner: Runner) -> bool:
+    return runner.run(["grep", "-q", f"^{MODULE_NAME} ", "/proc/modules"]).ok
+
+
+def install(runner: Runner, ko_path: Path, dest: str = "/tmp/pnhcall.ko") -> None:
+    """Load pnhcall.ko into the L1 unless it is loaded already: the copy the lab's L1
+    image carries in the module tree if it is this one, else uploaded."""
+    if loaded(runner):
+        return
+    release = vermagic(ko_path).split(" ")[0]
+    running = runner.run(["uname", "-r"], check=True).stdout.split()
+    if release not in running:
+        raise HcallError(f"{ko_path.name} is built for {release}; the L1 runs "
+                         f"{' '.join(running) or 'an unknown kernel'}")
+    data = ko_path.read_bytes()
+    carried = f"/lib/modules/{release}/{ko_path.name}"
+    if _md5_of(runner, carried) == hashlib.md5(data).hexdigest():  # noqa: S324 - identity
+        done = runner.run(["insmod", carried])
+    else:
+        upload(runner, data, dest)
+        done = runner.run(["insmod", dest])
+        runner.run(["rm", "-f", dest])
+    if not done.ok:
+        said = runner.run(["sh", "-c", "dmesg | grep -i pnhcall | tail -n 5"]).stdout
+        raise HcallError(f"insmod {ko_path.name} failed: {(done.stdout + done.stderr).strip()}"
+                         f"\n{said.strip()}")
+
+
+def _md5_of(runner: Runner, path: str) -> str:
+    said = runner.run(["sh", "-c", 'md5sum "$1" 2>/dev/null', "sh", path]).stdout
+    match = re.search(r"^([0-9a-f]{32})\s", said, re.M)
+    return match[1] if match else ""
+
+
+def upload(runner: Runner, data: bytes, dest: str) -> None:
+    """Write `data` to `dest` in the L1, in base64 lines of `CHUNK` characters."""
+    text = base64.b64encode(data).decode()
+    encoded = f"{dest}.b64"
+    runner.run(["rm", "-f", encoded], check=True)
+    for start in range(0, len(text), CHUNK):
+        runner.run(["sh", "-c", 'printf %s "$1" >> "$2"', "sh", text[start:start + CHUNK],
+                    encoded], check=True)
+    runner.run(["sh", "-c", 'base64 -d "$1.b64" > "$1" && rm -f "$1.b64"', "sh", dest],
+               check=True)
+    digest = hashlib.md5(data).hexdigest()  # noqa: S324 - integrity, not security
+    if (arrived := _md5_of(runner, dest)) != digest:
+        raise HcallError(f"{dest} arrived damaged in the L1 (md5 {arrived or 'unreadable'}, "
+                         f"expected {digest})")
+
+
+def command(runner: Runner, line: str, timeout: float | None = None) -> str:
+    """Send one command to /proc/pnhcall and return its result line.
+
+    `HcallError` when the module refused it ("error: ...") or is not there.
+    """
+    script = f'printf "%s\\n" "$1" > {PROC} 2>/dev/null; printf "{_RESULT}%s\\n" "$(cat {PROC})"'
+    said = runner.run(["sh", "-c", script, "sh", line], timeout=timeout).stdout
+    match = re.search(rf"^{_RESULT}(.+)$", said, re.M)
+    if not match:
+        raise HcallError(f"`{line}`: no result from {PROC} (is {MODULE_NAME} loaded?): "
+                         f"{said.strip()[-500:]}")
+    if match[1].startswith("error:"):
+        raise HcallError(f"`{line}`: {match[1]}")
+    return match[1]
+
+
+def call(runner: Runner, opcode: int, *args: int) -> HcallResult:
+    """Make hcall `opcode` with up to nine arguments (negative ones as two's complement)."""
+    line = command(runner, " ".join(["call", *(f"{n & _U64:#x}" for n in (opcode, *args))]))
+    match = _CALL.fullmatch(line)
+    if not match:
+        raise HcallError(f"unexpected call result: {line!r}")
+    regs = tuple(int(value, 16) for value in re.findall(r"=0x([0-9a-f]+)", match[2]))
+    return HcallResult(int(match[1]), regs)
+
+
+def alloc(runner: Runner, buffer: int, size: int) -> int:
+    """Allocate buffer `buffer` (0..15) of `size` bytes; its real address."""
+    match = _ALLOC.fullmatch(command(runner, f"alloc {buffer} {size}"))
+    if not match:
+        raise HcallError(f"unexpected alloc result for buffer {buffer}")
+    return int(match[1], 16)
+
+
+def write(runner: Runner, buffer: int, offset: int, data: bytes) -> None:
+    """Write `data` into buffer `buffer` at `offset`."""
+    for start in range(0, len(data), WRITE_CHUNK):
+        piece = data[start:start + WRITE_CHUNK].hex()
+        command(runner, f"write {buffer} {offset + start} {piece}")
+
+
+def read(runner: Runner, buffer: int, offset: int, length: int) -> bytes:
+    """`length` bytes of buffer `buffer` from `offset`."""
+    data = b""
+    for start in range(offset, offset + length, MAX_READ):
+        size = min(MAX_READ, offset + length - start)
+        data += bytes.fromhex(command(runner, f"read {buffer} {start} {size}"))
+    return data
+
+
+def free(runner: Runner, buffer: int) -> None:
+    command(runner, f"free {buffer}")

@@ -1,0 +1,220 @@
+"""The data model of an hcall case: steps, values that flow between them, expectations.
+
+A case is a list of steps run in one L1 by the `pnhcall` module: buffers to
+allocate and fill, hcalls to make.  Each hcall step is setup (it must succeed
+or the case cannot say anything), a check (its return code is the verdict),
+or cleanup.  Helpers at the end build the usual setup sequences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from powernest.hcalls import gsb, numbers
+from powernest.nested import API
+
+
+@dataclass(frozen=True)
+class Var:
+    """R4 of the earlier call that saved it under `name` (a guest ID, a bitmap)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Addr:
+    """The L1 real address of buffer `buf`, plus `offset`."""
+
+    buf: str
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Expr:
+    """Shell arithmetic over saved values: `{caps} | 0x100000000`."""
+
+    text: str
+
+
+Arg = int | Var | Addr | Expr
+Chunk = bytes | Addr      # an Addr in written data is its 8-byte big-endian address
+
+
+class Role(StrEnum):
+    SETUP = "setup"
+    CHECK = "check"
+    CLEANUP = "cleanup"
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What a call must return: one of `codes` (names), and these output registers."""
+
+    codes: tuple[str, ...]
+    regs: tuple[tuple[str, int], ...] = ()
+    distinct_from: tuple[str, ...] = ()   # labels of calls whose R4 this R4 must differ from
+
+    def accepts(self, rc: int) -> bool:
+        return any(rc in numbers.UNSUPPORTED_FLAG_RANGE if name == numbers.UNSUPPORTED_FLAG
+                   else rc == numbers.rc(name) for name in self.codes)
+
+    def describe(self) -> str:
+        names = " or ".join(
+            "H_UNSUPPORTED_FLAG_START..END (-256..-511)" if n == numbers.UNSUPPORTED_FLAG
+            else f"{n} ({numbers.rc(n)})" for n in self.codes)
+        regs = "".join(f", {r.upper()}={v:#x}" for r, v in self.regs)
+        distinct = "".join(f", R4 not that of {label}" for label in self.distinct_from)
+        return names + regs + distinct
+
+
+def rc(*codes: str, regs: tuple[tuple[str, int], ...] = (),
+       distinct_from: tuple[str, ...] = ()) -> Expect:
+    return Expect(codes, regs, distinct_from)
+
+
+SUCCESS = rc("H_SUCCESS")
+
+
+@dataclass(frozen=True)
+class Alloc:
+    buf: str
+    size: int = 4096
+
+
+@dataclass(frozen=True)
+class Write:
+    buf: str
+    data: tuple[Chunk, ...]
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Guard:
+    """A precondition on saved values; false: the case does not apply (setup failure)."""
+
+    label: str
+    test: Expr
+    why: str
+
+
+@dataclass(frozen=True)
+class Call:
+    label: str
+    hcall: str
+    args: tuple[Arg, ...]
+    role: Role = Role.CHECK
+    expect: Expect = SUCCESS
+    save: str | None = None     # save R4 under this name
+
+    @property
+    def opcode(self) -> int:
+        return numbers.opcode(self.hcall)
+
+
+Step = Alloc | Write | Guard | Call
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: what is done, what must come back, and why."""
+
+    id: str
+    api: API                     # the API the L0 offers
+    hcall: str                   # the hcall under test
+    summary: str
+    steps: tuple[Step, ...]
+    source: str
+    leaves_state: bool           # a later case in the same L1 would see what this one did
+    may_crash_l0: bool = False
+    crash_evidence: str = ""     # the QEMU code line behind may_crash_l0
+    needs_fresh: bool = False    # must run before anything set capabilities / a table
+    deviation: str | None = None  # the known deviation predicted for this row
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        return tuple(s for s in self.steps if isinstance(s, Call))
+
+    @property
+    def checks(self) -> tuple[Call, ...]:
+        return tuple(c for c in self.calls if c.role is Role.CHECK)
+
+
+# --- building blocks -------------------------------------------------------------
+
+MINUS_ONE = (1 << 64) - 1
+NO_SUCH_GUEST = 0x7FFF_FFFF          # a guest ID no L0 has handed out yet
+OUTSIDE_RAM = 1 << 50                # an L1 real address far above any lab L1's memory
+CAP_COPY_MEM = 1 << 63               # Linux hvcall.h H_GUEST_CAP_COPY_MEM
+CAP_POWER9 = 1 << 62                 # H_GUEST_CAP_POWER9
+CAP_POWER10 = 1 << 61                # H_GUEST_CAP_POWER10
+CAP_POWER11 = 1 << 60                # QEMU spapr_nested.h H_GUEST_CAPABILITIES_P11_MODE
+DELETE_ALL = 1 << 63                 # H_GUEST_DELETE flags bit 0: deleteAllGuests
+
+
+def caps(accept: tuple[str, ...] = ("H_SUCCESS", "H_STATE")) -> tuple[Step, ...]:
+    """GET the L0's capabilities and SET them back, as Linux's kvmhv_nested_init does.
+
+    H_STATE is accepted by default: QEMU refuses a repeated SET until a machine
+    reset (qemu-v2-set-capabilities-once), and the capabilities an earlier case
+    set are then still in force.
+    """
+    return (Call("get-caps", "H_GUEST_GET_CAPABILITIES", (0,), Role.SETUP, save="caps"),
+            Call("set-caps", "H_GUEST_SET_CAPABILITIES", (0, Var("caps")), Role.SETUP,
+                 rc(*accept)))
+
+
+def guest(name: str = "guest", role: Role = Role.SETUP) -> Call:
+    return Call(f"create-{name}", "H_GUEST_CREATE", (0, MINUS_ONE), role, save=name)
+
+
+def vcpu(vcpu_id: int = 0, of: str = "guest", role: Role = Role.SETUP,
+         expect: Expect = SUCCESS) -> Call:
+    return Call(f"create-vcpu-{vcpu_id}-{of}", "H_GUEST_CREATE_VCPU", (0, Var(of), vcpu_id),
+                role, expect)
+
+
+def delete(of: str = "guest") -> Call:
+    return Call(f"delete-{of}", "H_GUEST_DELETE", (0, Var(of)), Role.CLEANUP)
+
+
+def guest_with_vcpu() -> tuple[Step, ...]:
+    return (*caps(), guest(), vcpu())
+
+
+Item = tuple[int, Sequence[Chunk]] | gsb.Element   # a GSB element: (ID, value chunks)
+
+
+def gsb_write(buf: str, *elements: Item, count: int | None = None) -> Write:
+    """A Write of a GSB; an element is a `gsb.Element` or (ID, chunks of its value)."""
+    items = [(e.id, (e.value,)) if isinstance(e, gsb.Element) else e for e in elements]
+    data: list[Chunk] = [gsb.HEADER.pack(len(items) if count is None else count)]
+    for element_id, chunks in items:
+        size = sum(8 if isinstance(c, Addr) else len(c) for c in chunks)
+        data += [gsb.element_header(element_id, size), *chunks]
+    return Write(buf, tuple(data))
+
+
+def state(label: str, hcall: str, flags: int = 0, *, of: Arg = Var("guest"),
+          vcpu_id: Arg = 0, buf: Arg = Addr("gsb"), length: Arg = 4096,
+          expect: Expect = SUCCESS, role: Role = Role.CHECK) -> Call:
+    """An H_GUEST_GET_STATE / H_GUEST_SET_STATE call."""
+    return Call(label, hcall, (flags, of, vcpu_id, buf, length), role, expect)
+
+
+def set_state(label: str, *elements: Item, flags: int = 0, expect: Expect = SUCCESS,
+              role: Role = Role.CHECK, vcpu_id: Arg = 0,
+              length: Arg = 4096) -> tuple[Step, ...]:
+    """Write a GSB into buffer `gsb` (allocated by the caller) and SET it."""
+    return (gsb_write("gsb", *elements),
+            state(label, "H_GUEST_SET_STATE", flags, expect=expect, role=role,
+                  vcpu_id=vcpu_id, length=length))
+
+
+def hv_state(version: int, lpid: int) -> bytes:
+    """The head of a v1 hv_guest_state (version u64, lpid u32), in the L1's little endian.
+
+    The rest of the structure stays zero (the module zeroes its buffers).
+    """
+    return version.to_bytes(8, "little") + lpid.to_bytes(4, "little")

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pnhcall: raw hypervisor calls from an L1 guest, for powernest's tests.
+ *
+ * /proc/pnhcall (0600) takes one command per write(2); a read(2) from offset 0
+ * returns the result of the last command as one line:
+ *
+ *   call OPCODE [A1 ... A9]    rc=<signed> r4=0x.. ... r12=0x..  (plpar_hcall9)
+ *   alloc ID SIZE              addr=0x<real address> size=<SIZE>
+ *   write ID OFFSET HEXBYTES   ok
+ *   read ID OFFSET LEN         the bytes in hex
+ *   free ID                    ok
+ *
+ * Numbers are C-style (0x hex, 0 octal, decimal; "-N" decimal as two's
+ * complement).  Buffers (ID 0..15, at most 1 MiB) are physically contiguous,
+ * zeroed and page aligned.  A bad command fails the write with -EINVAL and
+ * leaves "error: <what>" as the result.
+ */
+#include <linux/gfp.h>
+#include <linux/hex.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/proc_fs.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <asm/hvcall.h>
+#include <asm/page.h>
+
+#define MAX_COMMAND 8192
+#define MAX_BUFFERS 16
+#define MAX_SIZE (1 << 20)
+#define MAX_READ 4096
+
+struct buffer {
+	void *virt;
+	size_t size;
+};
+
+static DEFINE_MUTEX(lock);
+static struct buffer buffers[MAX_BUFFERS];
+static char result[2 * MAX_READ + 2];
+static u8 scratch[MAX_COMMAND / 2];	/* HEXBYTES decoded before they are copied */
+
+static int fail(const char *what, const char *arg)
+{
+	snprintf(result, sizeof(result), "error: %s%s%s\n", what, arg ? " " : "", arg ?: "");
+	return -EINVAL;
+}
+
+static int number(const char *arg, unsigned long *value)
+{
+	long negative;
+
+	if (arg[0] != '-')
+		return kstrtoul(arg, 0, value) ? fail("bad number", arg) : 0;
+	if (kstrtol(arg, 10, &negative))
+		return fail("bad number", arg);
+	*value = negative;
+	return 0;
+}
+
+static int buffer_id(const char *arg, struct buffer **buf, bool allocated)
+{
+	unsigned long id;
+
+	if (number(arg, &id))
+		return -EINVAL;
+	if (id >= MAX_BUFFERS)
+		return fail("no such buffer ID", arg);
+	*buf = &buffers[id];
+	if (allocated && !(*buf)->virt)
+		return fail("buffer not allocated:", arg);
+	return 0;
+}
+
+/* Parse OFFSET into `off`; the LEN bytes from there must lie inside `buf`. */
+static int span(struct buffer *buf, const char *offset, unsigned long *off, unsigned long len)
+{
+	if (number(offset, off))
+		return -EINVAL;
+	if (*off > buf->size || len > buf->size - *off)
+		return fail("out of bounds", NULL);
+	return 0;
+}
+
+static void release(struct buffer *buf)
+{
+	if (buf->virt)
+		free_pages_exact(buf->virt, buf->size);
+	buf->virt = NULL;
+	buf->size = 0;
+}
+
+static int do_call(int argc, char **argv)
+{
+	unsigned long a[10] = {}, r[PLPAR_HCALL9_BUFSIZE] = {};
+	long rc;
+	int i;
+
+	if (argc < 1 || argc > 10)
+		return fail("usage: call OPCODE [A1 ... A9]", NULL);
+	for (i = 0; i < argc; i++)
+		if (number(argv[i], &a[i]))
+			return -EINVAL;
+	rc = plpar_hcall9(a[0], r, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+	snprintf(result, sizeof(result),
+		 "rc=%ld r4=0x%lx r5=0x%lx r6=0x%lx r7=0x%lx r8=0x%lx r9=0x%lx r10=0x%lx r11=0x%lx r12=0x%lx\n",
+		 rc, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
+	return 0;
+}
+
+static int do_alloc(int argc, char **argv)
+{
+	struct buffer *buf;
+	unsigned long size;
+
+	if (argc != 2)
+		return fail("usage: alloc ID SIZE", NULL);
+	if (buffer_id(argv[0], &buf, false) || number(argv[1], &size))
+		return -EINVAL;
+	if (size < 1 || size > MAX_SIZE)
+		return fail("size out of range 1..1048576:", argv[1]);
+	release(buf);
+	buf->virt = alloc_pages_exact(size, GFP_KERNEL | __GFP_ZERO);
+	if (!buf->virt)
+		return fail("out of memory", NULL);
+	buf->size = size;
+	snprintf(result, sizeof(result), "addr=0x%lx size=%zu\n", __pa(buf->virt), buf->size);
+	return 0;
+}
+
+static int do_write(int argc, char **argv)
+{
+	struct buffer *buf;
+	unsigned long off;
+	size_t len;
+
+	if (argc != 3)
+		return fail("usage: write ID OFFSET HEXBYTES", NULL);
+	len = strlen(argv[2]);
+	if (len % 2 || hex2bin(scratch, argv[2], len / 2))
+		return fail("HEXBYTES is not an even number of hex digits", NULL);
+	if (buffer_id(argv[0], &buf, true) || span(buf, argv[1], &off, len / 2))
+		return -EINVAL;
+	memcpy(buf->virt + off, scratch, len / 2);
+	strscpy(result, "ok\n", sizeof(result));
+	return 0;
+}
+
+static int do_read(int argc, char **argv)
+{
+	struct buffer *buf;
+	unsigned long off, len;
+
+	if (argc != 3)
+		return fail("usage: read ID OFFSET LEN", NULL);
+	if (buffer_id(argv[0], &buf, true) || number(argv[2], &len))
+		return -EINVAL;
+	if (len > MAX_READ)
+		return fail("LEN over 4096:", argv[2]);
+	if (span(buf, argv[1], &off, len))
+		return -EINVAL;
+	strcpy(bin2hex(result, buf->virt + off, len), "\n");
+	return 0;
+}
+
+static int do_free(int argc, char **argv)
+{
+	struct buffer *buf;
+
+	if (argc != 1)
+		return fail("usage: free ID", NULL);
+	if (buffer_id(argv[0], &buf, true))
+		return -EINVAL;
+	release(buf);
+	strscpy(result, "ok\n", sizeof(result));
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+} commands[] = {
+	{ "call", do_call }, { "alloc", do_alloc }, { "write", do_write },
+	{ "read", do_read }, { "free", do_free },
+};
+
+static int execute(const char *line)
+{
+	char **argv;
+	int argc, i, rc;
+
+	argv = argv_split(GFP_KERNEL, line, &argc);
+	if (!argv)
+		return fail("out of memory", NULL);
+	rc = argc ? fail("unknown command", argv[0]) : fail("empty command", NULL);
+	for (i = 0; argc && i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(argv[0], commands[i].name)) {
+			rc = commands[i].run(argc - 1, argv + 1);
+			break;
+		}
+	argv_free(argv);
+	return rc;
+}
+
+static ssize_t pn_write(struct file *file, const char __user *ubuf, size_t count, loff_t *ppos)
+{
+	char *line;
+	int rc;
+
+	if (count > MAX_COMMAND) {
+		mutex_lock(&lock);
+		fail("command longer than 8192 bytes", NULL);
+		mutex_unlock(&lock);
+		return -EINVAL;
+	}
+	line = memdup_user_nul(ubuf, count);
+	if (IS_ERR(line))
+		return PTR_ERR(line);
+	mutex_lock(&lock);
+	rc = execute(line);
+	mutex_unlock(&lock);
+	kfree(line);
+	return rc ?: count;
+}
+
+static ssize_t pn_read(struct file *file, char __user *ubuf, size_t count, loff_t *ppos)
+{
+	ssize_t done;
+
+	mutex_lock(&lock);
+	done = simple_read_from_buffer(ubuf, count, ppos, result, strlen(result));
+	mutex_unlock(&lock);
+	return done;
+}
+
+static const struct proc_ops pn_ops = {
+	.proc_read = pn_read,
+	.proc_write = pn_write,
+};
+
+static int __init pn_init(void)
+{
+	return proc_create("pnhcall", 0600, NULL, &pn_ops) ? 0 : -ENOMEM;
+}
+
+static void __exit pn_exit(void)
+{
+	int i;
+
+	remove_proc_entry("pnhcall", NULL);
+	for (i = 0; i < MAX_BUFFERS; i++)
+		release(&buffers[i]);
+}
+
+module_init(pn_init);
+module_exit(pn_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("Raw hypervisor calls and contiguous buffers through /proc/pnhcall");

@@ -1,0 +1,158 @@
+"""Runs rows of the hcall table in L1s, and says what happened.
+
+Each case runs its compiled script (`script.compile_case`) through pnhcall.ko
+in an L1 of its target whose kvm-hv is not loaded (kvm-hv registers with the
+L0 too).  A case that may crash the L0, or needs an L0 untouched since its
+reset, gets a fresh L1 of its own; the others share one L1 per target, which
+is replaced when its L0 died.  (Among those, cases that leave state behind,
+e.g. capabilities set, come after the ones that leave none: the order of
+`cases_for_target`; each row's setup accepts what an earlier row left.)
+
+When the L0 dies the L1's console closes: the run keeps QEMU's own last words,
+how its process ended, and the hcall that was in flight.  Any case that is not
+green leaves its script beside the run's logs as a reproducer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from powernest.errors import Unavailable
+from powernest.guests import L1, L0Died
+from powernest.hcalls import driver, numbers
+from powernest.hcalls.cases import cases_for
+from powernest.hcalls.model import Addr, Arg, Call, Case, Role, Var
+from powernest.hcalls.script import Outcome, ScriptRun, Verdict, compile_case, labelled
+from powernest.hcalls.script import parse_output as parse
+from powernest.hcalls.script import verdict as judge
+from powernest.kinds import Target
+from powernest.pool import GuestPool
+
+SCRIPT = "/tmp/pn-hcall-case.sh"
+
+
+def isolated(case: Case) -> bool:
+    """Whether a case needs an L1 (and L0 state) of its own."""
+    return case.may_crash_l0 or case.needs_fresh
+
+
+def cases_for_target(target: Target) -> list[Case]:
+    """The rows for `target`'s API, in the order they run: those that leave no state
+    first (in a shared L1), then those that do; isolated ones keep their place."""
+    rows = cases_for(target.api)
+    return sorted(rows, key=lambda c: c.leaves_state and not isolated(c))
+
+
+@dataclass(frozen=True)
+class CaseRun:
+    """One case run: its verdict, what the L1 printed, and, if the L0 died, how."""
+
+    case: Case
+    verdict: Verdict
+    output: str
+    observed: str = ""           # the return code the checked call got, named
+    l0_death: L0Died | None = None
+    in_flight: str = ""          # the hcall the L0 died in, as the script made it
+    reproducer: Path | None = None
+
+
+def _observed(case: Case, run: ScriptRun) -> str:
+    """The named return code of the case's first checked call, "" if it got none."""
+    for label, step in labelled(case):
+        if isinstance(step, Call) and step.role is Role.CHECK:
+            result = run.steps.get(label)
+            return numbers.describe_rc(result.rc) if result and result.rc is not None else ""
+    return ""
+
+
+class HcallRunner:
+    """Runs hcall cases against targets for one run; see the module docstring."""
+
+    def __init__(self, pool: GuestPool, module: Path | None, out_dir: Path) -> None:
+        self.pool = pool
+        self.module = module
+        self.out_dir = out_dir
+        self._shared: dict[str, L1] = {}
+
+    def run(self, target: Target, case: Case) -> CaseRun:
+        """Run `case` in an L1 of `target`; `Unavailable` if no L1 can take the module."""
+        if self.module is None:
+            raise Unavailable("the lab has no pnhcall.ko (run `powernest lab build`)")
+        fresh = isolated(case)
+        l1 = self.pool.l1(target) if fresh else self._shared_l1(target)
+        try:
+            run = self._run_in(l1, target, case)
+        finally:
+            if fresh:
+                self.pool.stop(l1)
+        if run.l0_death and not fresh:
+            self._drop_shared(target)
+        if run.l0_death or run.verdict.outcome is not Outcome.MATCHES:
+            run = self._keep_reproducer(run, target)
+        return run
+
+    def _shared_l1(self, target: Target) -> L1:
+        l1 = self._shared.get(target.id)
+        if l1 is None or not l1.alive():
+            self._drop_shared(target)
+            l1 = self._shared[target.id] = self.pool.l1(target)
+        return l1
+
+    def _drop_shared(self, target: Target) -> None:
+        if l1 := self._shared.pop(target.id, None):
+            self.pool.stop(l1)
+
+    def _run_in(self, l1: L1, target: Target, case: Case) -> CaseRun:
+        script = compile_case(case)
+        timeout = target.host.timeouts.command
+        assert self.module is not None
+        built_for = driver.vermagic(self.module).split(" ")[0]
+        if l1.kernel_release != built_for:   # an LPAR running a kernel of its own
+            raise Unavailable(f"pnhcall.ko is built for the lab's {built_for}; {l1.name} runs "
+                              f"{l1.kernel_release} (building it there is not supported)")
+        driver.install(l1, self.module)
+        driver.upload(l1, script.encode(), SCRIPT)
+        try:
+            output = l1.run(["sh", SCRIPT], timeout=timeout).stdout
+        except L0Died as died:
+            run = parse(died.output)
+            return CaseRun(case, judge(case, run), died.output, _observed(case, run), died,
+                           _in_flight(case, run))
+        run = parse(output)
+        return CaseRun(case, judge(case, run), output, _observed(case, run))
+
+    def _keep_reproducer(self, run: CaseRun, target: Target) -> CaseRun:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / f"{target.id}-{run.case.id}.sh"
+        path.write_text(compile_case(run.case))
+        return replace(run, reproducer=path)
+
+    def close(self) -> None:
+        for target_id in list(self._shared):
+            self.pool.stop(self._shared.pop(target_id))
+
+
+def _in_flight(case: Case, run: ScriptRun) -> str:
+    """The first call of `case` the script did not see an answer to, as
+    `H_NAME(args)` with its arguments as the script computed them."""
+    for label, step in labelled(case):
+        if isinstance(step, Call) and label not in run.steps:
+            saved = {s.save: label for label, s in labelled(case)
+                     if isinstance(s, Call) and s.save}
+            args = ", ".join(_shown(a, saved, run) for a in step.args)
+            return f"{step.hcall}({args}) [{step.opcode:#x}, step {label}]"
+    return "after the last step"
+
+
+def _shown(arg: Arg, saved_by: dict[str, str], run: ScriptRun) -> str:
+    """An argument as the call got it: a number, or where it came from."""
+    if isinstance(arg, int):
+        return f"{arg & (1 << 64) - 1:#x}"
+    if isinstance(arg, Var):
+        result = run.steps.get(saved_by.get(arg.name, ""))
+        value = result.regs.get("r4") if result else None
+        return f"{arg.name}={value:#x}" if value is not None else arg.name
+    if isinstance(arg, Addr):
+        return f"&{arg.buf}" + (f"+{arg.offset:#x}" if arg.offset else "")
+    return arg.text

@@ -1,0 +1,281 @@
+"""One case as a busybox sh script driving /proc/pnhcall, and its output read back.
+
+The script is also the case's reproducer: a QEMU developer runs it by hand in
+an L1 with the module loaded.  It prints `PNBEGIN <case>`, one
+`PNSTEP <label> <module result line>` per step, and last `PNEND done` or
+`PNEND setup-failed <label>`.  No PNEND line means the script stopped in the
+middle: its L1 (or the L1's L0) died.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from powernest.hcalls import numbers
+from powernest.hcalls.model import (
+    Addr,
+    Alloc,
+    Arg,
+    Call,
+    Case,
+    Chunk,
+    Expr,
+    Guard,
+    Role,
+    Step,
+    Var,
+    Write,
+)
+
+PROC = "/proc/pnhcall"
+COMMANDS = ("call", "alloc", "write", "read", "free")   # the module's command language
+MAX_BUFFERS = 16
+_MASK = (1 << 64) - 1
+_CAPS = {"nested-hv": "cap-nested-hv=on", "nested-papr": "cap-nested-papr=on"}
+
+_PRELUDE = r"""P=${PNHCALL:-/proc/pnhcall}
+pn() { echo "$*" 2>/dev/null >"$P"; R=$(cat "$P"); }
+show() { echo "PNSTEP $1 $R"; }
+val() { echo "$R" | awk -v k="$1" '{for (i = 1; i <= NF; i++) {
+  n = index($i, "="); if (n && substr($i, 1, n - 1) == k) print substr($i, n + 1) } }'; }
+fail() { echo "PNEND setup-failed $1"; exit 1; }
+need() {
+  l=$1; shift
+  case "$R" in error:*|"") fail "$l";; esac
+  [ $# -eq 0 ] && return 0
+  c=$(val rc); for ok in "$@"; do [ "$c" = "$ok" ] && return 0; done
+  fail "$l"
+}
+[ -e "$P" ] || { echo "PNEND setup-failed module ($P missing: insmod pnhcall.ko)"; exit 1; }
+"""
+
+
+def labelled(case: Case) -> Iterator[tuple[str, Step]]:
+    """Each step with its output label (calls and guards keep theirs; unique)."""
+    seen: dict[str, int] = {}
+    for step in case.steps:
+        if isinstance(step, Call | Guard):
+            base = step.label
+        elif isinstance(step, Alloc):
+            base = f"alloc-{step.buf}"
+        else:
+            base = f"write-{step.buf}"
+        seen[base] = seen.get(base, 0) + 1
+        yield (base if seen[base] == 1 else f"{base}-{seen[base]}"), step
+
+
+def _var(name: str) -> str:
+    return "V_" + name.replace("-", "_")
+
+
+def _addr(a: Addr) -> str:
+    name = "A_" + a.buf.replace("-", "_")
+    return f"${name}" if a.offset == 0 else f"$(printf 0x%x $(({name} + {a.offset})))"
+
+
+class _ShellNames(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return _var(key)
+
+
+def _arith(e: Expr) -> str:
+    return e.text.format_map(_ShellNames())
+
+
+def _arg(arg: Arg) -> str:
+    if isinstance(arg, Var):
+        return f"${_var(arg.name)}"
+    if isinstance(arg, Addr):
+        return _addr(arg)
+    if isinstance(arg, Expr):
+        return f"$(printf 0x%x $(({_arith(arg)})))"
+    return f"{arg & _MASK:#x}"
+
+
+def _chunk(chunk: Chunk) -> str:
+    if isinstance(chunk, Addr):
+        name = "A_" + chunk.buf.replace("-", "_")
+        return f"$(printf %016x $(({name} + {chunk.offset})))"
+    return chunk.hex()
+
+
+def _comment(text: str, indent: str = "#   ") -> list[str]:
+    return textwrap.wrap(text, 76, initial_indent=indent, subsequent_indent=indent)
+
+
+def _header(case: Case) -> list[str]:
+    lines = ["#!/bin/sh", f"# powernest hcall case {case.id}: {case.summary}",
+             f"# API: {case.api.value} (the L0 runs -M pseries,{_CAPS[case.api.value]})",
+             f"# Hcall under test: {case.hcall} ({numbers.opcode(case.hcall):#x})",
+             "# Expected:"]
+    for label, step in labelled(case):
+        if isinstance(step, Call) and step.role is Role.CHECK:
+            lines += _comment(f"{label}: {step.expect.describe()}")
+    lines += ["# Source:", *_comment(case.source)]
+    if case.deviation:
+        lines += _comment(f"Predicted QEMU deviation: {case.deviation}", "# ")
+    if case.may_crash_l0:
+        lines += _comment(f"MAY CRASH THE L0 (code reading): {case.crash_evidence}", "# ")
+    lines += _comment(f"Leaves L0 state for later cases: {'yes' if case.leaves_state else 'no'}"
+                      f"; needs an L0 untouched since reset: "
+                      f"{'yes' if case.needs_fresh else 'no'}", "# ")
+    lines += ["# Run, in an L1 whose kvm-hv is not loaded (it registers with the L0 too):",
+              "#   insmod pnhcall.ko; sh THIS_FILE",
+              "# Output: PNSTEP <label> <result> per step, then PNEND done or",
+              "# PNEND setup-failed <label>; no PNEND line: the L1 or its L0 died.", ""]
+    return lines
+
+
+def _buffers(case: Case) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    for step in case.steps:
+        if isinstance(step, Alloc) and step.buf not in ids:
+            ids[step.buf] = len(ids)
+    if len(ids) > MAX_BUFFERS:
+        raise ValueError(f"{case.id}: {len(ids)} buffers, the module has {MAX_BUFFERS}")
+    return ids
+
+
+def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
+    if isinstance(step, Alloc):
+        return [f"pn alloc {ids[step.buf]} {step.size}", f"show {label}", f"need {label}",
+                f"A_{step.buf.replace('-', '_')}=$(val addr)"]
+    if isinstance(step, Write):
+        data = "".join(_chunk(c) for c in step.data)
+        return [f'pn write {ids[step.buf]} {step.offset} "{data}"', f"show {label}",
+                f"need {label}"]
+    if isinstance(step, Guard):
+        return [f"if [ $(({_arith(step.test)})) -ne 0 ]; then R=ok; else "
+                f"R='error: not applicable: {step.why}'; fi", f"show {label}",
+                f"need {label}"]
+    args = " ".join(_arg(a) for a in step.args)
+    lines = [f"pn call {step.opcode:#x} {args}".rstrip(), f"show {label}"]
+    if step.role is Role.CHECK:
+        lines.insert(0, f"# check: {step.hcall} must return {step.expect.describe()}")
+    if step.role is Role.SETUP:
+        if numbers.UNSUPPORTED_FLAG in step.expect.codes:
+            raise ValueError(f"{label}: a setup step needs exact return codes")
+        lines.append(f"need {label} " + " ".join(str(numbers.rc(c)) for c in step.expect.codes))
+    if step.save:
+        lines.append(f"{_var(step.save)}=$(val r4)")
+    return lines
+
+
+def compile_case(case: Case) -> str:
+    """The sh script (and reproducer) of one case."""
+    ids = _buffers(case)
+    frees = [f"pn free {n}" for n in ids.values()]
+    lines = [*_header(case), _PRELUDE.rstrip("\n"), *frees, f"echo 'PNBEGIN {case.id}'"]
+    for label, step in labelled(case):
+        lines += _step(label, step, ids)
+    lines += [*frees, "echo 'PNEND done'"]
+    return "\n".join(lines) + "\n"
+
+
+# --- reading the output back ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the module answered to one step."""
+
+    label: str
+    line: str
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return dict(t.split("=", 1) for t in self.line.split() if "=" in t)
+
+    @property
+    def error(self) -> str | None:
+        return self.line[len("error:"):].strip() if self.line.startswith("error:") else None
+
+    @property
+    def rc(self) -> int | None:
+        value = self.fields.get("rc")
+        return int(value) if value is not None and value.lstrip("-").isdigit() else None
+
+    @property
+    def regs(self) -> dict[str, int]:
+        return {k: int(v, 16) for k, v in self.fields.items() if k.startswith("r") and k != "rc"}
+
+
+@dataclass(frozen=True)
+class ScriptRun:
+    case_id: str | None
+    steps: dict[str, StepResult]
+    end: str | None               # "done", "setup-failed", or None: no PNEND line
+    failed: str | None = None     # the step that failed setup
+
+
+def parse_output(text: str) -> ScriptRun:
+    """The PN lines of a script's output; anything else (kernel messages) is ignored."""
+    case_id, end, failed = None, None, None
+    steps: dict[str, StepResult] = {}
+    for raw in text.splitlines():
+        word, _, rest = raw.strip().partition(" ")
+        if word == "PNBEGIN":
+            case_id = rest.strip()
+        elif word == "PNSTEP":
+            label, _, line = rest.partition(" ")
+            steps[label] = StepResult(label, line.strip())
+        elif word == "PNEND":
+            end, _, tail = rest.partition(" ")
+            failed = tail.split(" ", 1)[0] if end == "setup-failed" and tail else None
+    return ScriptRun(case_id, steps, end, failed)
+
+
+class Outcome(StrEnum):
+    MATCHES = "matches"
+    DIFFERS = "differs"
+    SETUP_FAILED = "setup failed"
+    INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: Outcome
+    details: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return "; ".join((self.outcome.value, *self.details))
+
+
+def _check(label: str, call: Call, run: ScriptRun) -> list[str]:
+    result = run.steps[label]
+    if result.rc is None:
+        return [f"{label}: no return code in {result.line!r}"]
+    if not call.expect.accepts(result.rc):
+        return [f"{label}: {call.hcall} required {call.expect.describe()}, observed "
+                f"{numbers.describe_rc(result.rc)}"]
+    found = [f"{label}: required {reg.upper()}={want:#x}, observed "
+             f"{result.regs.get(reg, 0):#x}"
+             for reg, want in call.expect.regs if result.regs.get(reg) != want]
+    for other in call.expect.distinct_from:
+        if other in run.steps and run.steps[other].regs.get("r4") == result.regs.get("r4"):
+            found.append(f"{label}: R4 {result.regs.get('r4', 0):#x} repeats {other}'s")
+    return found
+
+
+def verdict(case: Case, run: ScriptRun) -> Verdict:
+    """Whether the L0 did what the row requires, from the parsed output of its script."""
+    if run.end == "setup-failed":
+        line = run.steps[run.failed].line if run.failed in run.steps else "no result"
+        return Verdict(Outcome.SETUP_FAILED, (f"setup step {run.failed}: {line}",))
+    if run.end != "done":
+        last = next(reversed(run.steps), "the start")
+        crash = (f"; predicted: {case.crash_evidence}" if case.may_crash_l0 else "")
+        return Verdict(Outcome.INCOMPLETE,
+                       (f"no PNEND line after {last}: the L1 or its L0 stopped{crash}",))
+    checks = [(label, s) for label, s in labelled(case)
+              if isinstance(s, Call) and s.role is Role.CHECK]
+    for label, _ in checks:
+        result = run.steps.get(label)
+        if result is None or result.error is not None:
+            what = result.line if result else "no result line"
+            return Verdict(Outcome.SETUP_FAILED, (f"{label}: the module answered {what}",))
+    differences = [d for label, call in checks for d in _check(label, call, run)]
+    return Verdict(Outcome.DIFFERS, tuple(differences)) if differences \
+        else Verdict(Outcome.MATCHES)

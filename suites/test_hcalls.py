@@ -1,0 +1,67 @@
+"""Hcall-level conformance: each row of the hcall table, made directly by pnhcall.ko
+in an L1, must get the return code its source requires.
+
+The rows (`powernest.hcalls.cases`) say what is called, what must come back and
+why.  A row either matches, or differs (a failure, or a strict xfail naming a
+known deviation of its L0), or its L0 dies: a verdict of its own (a failure of
+type `l0-died` in junit.xml), which quotes what the L0 printed and the hcall
+in flight.  Every case that is not green leaves its reproducer script beside
+the run's logs (`powernest hcall replay FILE`).
+"""
+
+from __future__ import annotations
+
+import pytest
+from _pytest.mark import ParameterSet
+
+from powernest.hcalls.cases import deviation
+from powernest.hcalls.model import Case
+from powernest.hcalls.runner import HcallRunner, cases_for_target, isolated
+from powernest.hcalls.script import Outcome
+from powernest.testing import Ability, Target
+
+pytestmark = pytest.mark.nightly
+
+
+def _marks(case: Case, premerge: bool) -> list[pytest.MarkDecorator]:
+    marks = [pytest.mark.premerge] if premerge else []
+    if case.may_crash_l0:
+        marks.append(pytest.mark.requires(Ability.CRASHES_L0))
+    if case.needs_fresh:
+        marks.append(pytest.mark.requires(Ability.BOOTS_L1))
+    if case.deviation:
+        marks.append(pytest.mark.deviation(deviation(case.deviation)))
+    return marks
+
+
+def _params(target: Target) -> list[ParameterSet]:
+    """The rows for the target's API; the gate (premerge) takes the first row of each
+    hcall that shares an L1 and cannot crash the L0."""
+    firsts = {}
+    for case in cases_for_target(target):
+        if not isolated(case):
+            firsts.setdefault(case.hcall, case.id)
+    return [pytest.param(case, id=case.id, marks=_marks(case, firsts.get(case.hcall) == case.id))
+            for case in cases_for_target(target)]
+
+
+@pytest.mark.per_target("hcall_case", _params)
+def test_hcall(target: Target, hcall_case: Case, hcall_runner: HcallRunner,
+               record_property: pytest.RecordProperty) -> None:
+    run = hcall_runner.run(target, hcall_case)
+    record_property("hcall_case", hcall_case.id)
+    record_property("hcall", hcall_case.hcall)
+    record_property("hcall_required", hcall_case.checks[0].expect.describe())
+    if run.observed:
+        record_property("hcall_observed", run.observed)
+    if run.reproducer:
+        relative = run.reproducer.relative_to(hcall_runner.out_dir.parent)
+        record_property("reproducer", str(relative))
+        record_property("attachment", str(relative))
+    if run.l0_death:
+        said = "; ".join(run.l0_death.said) or "it printed no error"
+        record_property("l0_died", f"{said} ({run.l0_death.ended}) during {run.in_flight}")
+        pytest.fail(f"L0 DIED during {run.in_flight}: {said} ({run.l0_death.ended}); "
+                    f"reproducer: {run.reproducer}", pytrace=False)
+    assert run.verdict.outcome is Outcome.MATCHES, (
+        f"{hcall_case.summary}: {run.verdict} (source: {hcall_case.source})")

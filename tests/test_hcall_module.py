@@ -1,0 +1,121 @@
+"""pnhcall.ko for real: built by the lab, loaded into a real L1 under QEMU TCG,
+making hcalls against QEMU's nested-papr and nested-hv L0 (one L1 for each)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from powernest.guests import L1Guest
+from powernest.hcalls import driver
+from powernest.hcalls.driver import HcallError
+from powernest.lab import LabImages, build_lab
+from powernest.lab.module import modinfo
+from powernest.local import LocalShell
+from powernest.qemu import GuestSpec
+
+H_GUEST_GET_CAPABILITIES = 0x460
+H_LOGICAL_CI_LOAD = 0x3C   # QEMU answers it in TCG: a load from a real address
+H_SUCCESS, H_FUNCTION, H_PARAMETER = 0, -2, -4
+CAP_P10_MODE = 1 << 61     # H_GUEST_CAPABILITIES_P10_MODE (PAPR bit 2)
+PAGE = 4096                # the 6.12 L1 kernel's page size
+RESULT_LINE = re.compile(r"rc=-?\d+(?: r(?:[4-9]|1[0-2])=0x(?:0|[1-9a-f][0-9a-f]*)){9}")
+
+
+def boot(lab: LabImages, tmp_path: Path, cap: str) -> Iterator[L1Guest]:
+    """A power10 L1 offered `cap` by its L0, with pnhcall.ko installed."""
+    assert lab.hcall_module is not None
+    spec = GuestSpec(name=f"pn.hcall.{cap.split('=')[0]}", kernel=str(lab.kernels["6.12"]),
+                     initrd=str(lab.l1_initrd), machine_props=(cap,), cpu="power10",
+                     pidfile=str(tmp_path / "l1.pid"))
+    guest = L1Guest(LocalShell(), spec, tmp_path / "l1.log", 180, 60)
+    try:
+        guest.start()
+        driver.install(guest, lab.hcall_module)
+        yield guest
+    finally:
+        guest.stop()
+
+
+@pytest.fixture(scope="module")
+def papr_l1(lab: LabImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L1Guest]:
+    yield from boot(lab, tmp_path_factory.mktemp("papr"), "cap-nested-papr=on")
+
+
+@pytest.fixture(scope="module")
+def hv_l1(lab: LabImages, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L1Guest]:
+    yield from boot(lab, tmp_path_factory.mktemp("hv"), "cap-nested-hv=on")
+
+
+def test_the_lab_builds_the_module_for_the_l1_kernel(lab: LabImages) -> None:
+    assert lab.hcall_module == lab.root / "pnhcall.ko"
+    info = modinfo(lab.hcall_module.read_bytes())
+    assert info["name"] == "pnhcall" and info["license"] == "GPL"
+    assert driver.vermagic(lab.hcall_module).startswith(f"{lab.kernel_releases['6.12']} SMP ")
+    assert b".debug_info" not in lab.hcall_module.read_bytes()  # stripped
+
+
+def test_a_second_build_does_nothing(lab: LabImages) -> None:
+    lines: list[str] = []
+    assert build_lab(lab.root.parent.parent, log=lines.append) == lab
+    assert lines == [f"lab images up to date: {lab.key[:12]} in {lab.root}"]
+
+
+def test_vermagic_is_the_l1_kernels_own(papr_l1: L1Guest, lab: LabImages) -> None:
+    assert lab.hcall_module is not None
+    script = 'strings "/lib/modules/$(uname -r)/kvm-hv.ko" | grep "^vermagic="'
+    said = papr_l1.run(["sh", "-c", script], check=True).stdout
+    kvm_hv = re.findall(r"^vermagic=(.*)$", said, re.M)
+    assert [v.strip() for v in kvm_hv] == [driver.vermagic(lab.hcall_module)]
+
+
+def test_loaded_once_with_its_proc_file(papr_l1: L1Guest, lab: LabImages) -> None:
+    assert lab.hcall_module is not None
+    driver.install(papr_l1, lab.hcall_module)  # loaded already: nothing to do
+    modules = papr_l1.run(["cat", "/proc/modules"], check=True).stdout
+    assert len(re.findall(r"^pnhcall ", modules, re.M)) == 1
+    assert papr_l1.run(["stat", "-c", "%a", "/proc/pnhcall"], check=True).stdout.split() == ["600"]
+
+
+def test_get_capabilities_under_nested_papr(papr_l1: L1Guest) -> None:
+    line = driver.command(papr_l1, f"call {H_GUEST_GET_CAPABILITIES:#x} 0")
+    assert RESULT_LINE.fullmatch(line), line
+    result = driver.call(papr_l1, H_GUEST_GET_CAPABILITIES, 0)
+    assert result.rc == H_SUCCESS and result.r4 != 0
+    assert result.r4 & CAP_P10_MODE, f"{result.r4:#x}"
+    assert driver.call(papr_l1, H_GUEST_GET_CAPABILITIES, 1).rc == H_PARAMETER  # no flags known
+
+
+def test_get_capabilities_under_nested_hv(hv_l1: L1Guest) -> None:
+    assert driver.call(hv_l1, H_GUEST_GET_CAPABILITIES, 0).rc == H_FUNCTION
+
+
+def test_buffer_round_trip(papr_l1: L1Guest) -> None:
+    addr = driver.alloc(papr_l1, 3, 2 * PAGE)
+    assert addr != 0 and addr % PAGE == 0
+    assert driver.read(papr_l1, 3, 0, 2 * PAGE) == bytes(2 * PAGE)  # zeroed
+    data = os.urandom(1000)
+    driver.write(papr_l1, 3, PAGE - 500, data)  # across the page boundary
+    assert driver.read(papr_l1, 3, PAGE - 500, 1000) == data
+    # The hypervisor finds the bytes at the real address the module gave.
+    loaded = driver.call(papr_l1, H_LOGICAL_CI_LOAD, 8, addr + PAGE - 500)
+    assert loaded.rc == H_SUCCESS and loaded.r4 == int.from_bytes(data[:8], "big")
+    with pytest.raises(HcallError, match="out of bounds"):
+        driver.write(papr_l1, 3, 2 * PAGE - 1, b"\0\0")
+    assert driver.alloc(papr_l1, 3, PAGE) % PAGE == 0  # a second alloc replaces the first
+    assert driver.read(papr_l1, 3, 0, PAGE) == bytes(PAGE)
+    driver.free(papr_l1, 3)
+    with pytest.raises(HcallError, match="not allocated"):
+        driver.read(papr_l1, 3, 0, 1)
+
+
+def test_a_bad_command_fails_the_write(papr_l1: L1Guest) -> None:
+    script = 'printf "call 0x46x\\n" > /proc/pnhcall; echo "write=$?"; cat /proc/pnhcall'
+    said = papr_l1.run(["sh", "-c", script]).stdout
+    assert "write=1" in said and "error: bad number 0x46x" in said
+    # Decimal negatives are two's complement; QEMU leaves R4 (A1) as it was.
+    assert driver.command(papr_l1, "call -1 -2").startswith("rc=-2 r4=0xfffffffffffffffe ")

@@ -1,0 +1,244 @@
+"""The hcall case table, the GSB codec and the case scripts, with no L1."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from powernest.hcalls import gsb, numbers
+from powernest.hcalls.cases import CASES, HCALL_DEVIATIONS, case, cases_for
+from powernest.hcalls.model import Addr, Alloc, Call, Case, Expr, Guard, Role, Var, Write
+from powernest.hcalls.script import (
+    COMMANDS,
+    MAX_BUFFERS,
+    Outcome,
+    compile_case,
+    labelled,
+    parse_output,
+    verdict,
+)
+from powernest.nested import API
+
+IDS = [c.id for c in CASES]
+SH: list[str] = (["busybox", "sh"] if shutil.which("busybox")
+                 else ["sh"] if shutil.which("sh") else [])
+
+
+# --- numbers -----------------------------------------------------------------------
+
+def test_numbers_both_ways() -> None:
+    assert numbers.opcode("H_GUEST_CREATE") == 0x470
+    assert numbers.opcode_name(0xF804) == "H_ENTER_NESTED"
+    assert numbers.rc("H_STATE") == -75 and numbers.rc_name(-56) == "H_P3"
+    assert numbers.rc_name(-300) == "H_UNSUPPORTED_FLAG(-300)"
+    assert numbers.rc("H_UNSUPPORTED_FLAG") == -256
+    assert numbers.describe_rc(-79) == "H_INVALID_ELEMENT_ID (-79)"
+    assert numbers.describe_rc(-123) == "rc -123"
+    for table in (numbers.OPCODES, numbers.RETURN_CODES):
+        assert len(set(table.values())) == len(table)
+
+
+# --- the Guest State Buffer --------------------------------------------------------
+
+def test_element_table_matches_the_document() -> None:
+    assert gsb.BY_NAME["CTRL"] == 0x1052 and gsb.BY_NAME["PSPB"] == 0x200E
+    assert gsb.BY_NAME["VSR63"] == 0x303F and gsb.BY_NAME["ASDR"] == 0xF003
+    assert gsb.spec(0x0005).size == 0x18 and gsb.spec(0x0C00).scope is gsb.Scope.VCPU
+    assert all(s.scope is gsb.Scope.GUEST for i, s in gsb.ELEMENTS.items() if 0 < i < 0x0C00)
+    assert [i for i, s in gsb.ELEMENTS.items() if s.read_only] == [
+        0x0001, 0x0002, 0xF000, 0xF001, 0xF002, 0xF003]
+    assert not any(gsb.is_reserved(i) for i in gsb.ELEMENTS)
+    assert gsb.is_reserved(0x0C03) and gsb.is_reserved(0x0007)
+
+
+def test_decode_a_known_buffer() -> None:
+    # Header: 2 elements; GPR3 (0x1003, 8 bytes) = 0x1234; CR (0x2000, 4 bytes) = 0x88.
+    data = bytes.fromhex("00000002" "10030008" "0000000000001234" "20000004" "00000088"
+                         "ffff")   # unused capacity after the last element
+    assert gsb.decode(data) == [gsb.Element(0x1003, (0x1234).to_bytes(8, "big")),
+                                gsb.Element(0x2000, bytes.fromhex("00000088"))]
+
+
+@pytest.mark.parametrize("elements", [
+    [],
+    [gsb.element(0x1003, 0x1234)],
+    [gsb.element(0x0005, 0x10000, 52, 1 << 16), gsb.element(0x3000, 1 << 127),
+     gsb.Element(0x0000, b"any"), gsb.element(0x0003, 0x0F000006)],
+])
+def test_encode_decode_round_trip(elements: list[gsb.Element]) -> None:
+    data = gsb.encode(elements)
+    assert len(data) == 4 + sum(4 + e.size for e in elements)
+    assert gsb.decode(data) == elements
+
+
+def test_decode_refuses_truncated_buffers() -> None:
+    whole = gsb.encode([gsb.element(0x1003, 1)])
+    for cut in (0, 3, 6, len(whole) - 1):
+        with pytest.raises(gsb.GsbError):
+            gsb.decode(whole[:cut])
+    with pytest.raises(gsb.GsbError):
+        gsb.decode(gsb.encode([gsb.element(0x1003, 1)], count=2))
+
+
+def test_element_sizes_and_problems() -> None:
+    with pytest.raises(ValueError):
+        gsb.element(0x0005, 1, 2)
+    bad = [gsb.element(0x1003, 1), gsb.Element(0x0C03, bytes(8)), gsb.Element(0x1003, bytes(4)),
+           gsb.element(0xF000, 0), gsb.element(0x0004, 0)]
+    assert [p.split(":")[0] for p in gsb.problems(bad, guest_wide=False, setting=True)] == [
+        "1", "2", "3", "4"]
+
+
+# --- the table ---------------------------------------------------------------------
+
+def test_table_shape() -> None:
+    assert len(CASES) >= 40
+    assert len(set(IDS)) == len(IDS)
+    assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", i) for i in IDS)
+    assert cases_for(API.V1) and cases_for(API.V2)
+    assert {c.hcall for c in CASES} >= set(numbers.V1_HCALLS) | set(numbers.V2_HCALLS)
+
+
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_row_is_complete(row: Case) -> None:
+    assert row.source and row.summary and row.checks
+    assert row.hcall in {c.hcall for c in row.checks}
+    assert row.may_crash_l0 == bool(row.crash_evidence)
+    assert row.deviation is None or row.deviation in {d.id for d in HCALL_DEVIATIONS}
+    for call in row.calls:
+        assert call.expect.codes and all(numbers.is_known_rc(n) for n in call.expect.codes)
+        assert call.hcall in numbers.OPCODES
+
+
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_values_flow_forward(row: Case) -> None:
+    saved: set[str] = set()
+    buffers: set[str] = set()
+    labels: list[str] = []
+    for label, step in labelled(row):
+        labels.append(label)
+        args = step.args if isinstance(step, Call) else ()
+        chunks = step.data if isinstance(step, Write) else ()
+        for value in (*args, *chunks):
+            if isinstance(value, Var):
+                assert value.name in saved, f"{label} uses {value.name} before it is saved"
+            if isinstance(value, Addr):
+                assert value.buf in buffers, f"{label} uses buffer {value.buf} before alloc"
+            if isinstance(value, Expr):
+                assert set(re.findall(r"{(\w+)}", value.text)) <= saved
+        if isinstance(step, Alloc):
+            assert step.size <= 1 << 20
+            buffers.add(step.buf)
+        if isinstance(step, Write):
+            assert step.buf in buffers
+        if isinstance(step, Call) and step.save:
+            saved.add(step.save)
+        for other in step.expect.distinct_from if isinstance(step, Call) else ():
+            assert other in labels
+    assert len(set(labels)) == len(labels) and len(buffers) <= MAX_BUFFERS
+
+
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_state_flags_follow_the_steps(row: Case) -> None:
+    set_caps = [c for c in row.calls if c.hcall == "H_GUEST_SET_CAPABILITIES"
+                and c.expect.accepts(0)]
+    if set_caps:
+        assert row.leaves_state, "capabilities set: QEMU keeps them until reset"
+    if any(c.expect.codes == ("H_SUCCESS",) for c in set_caps):
+        assert row.needs_fresh, "a SET that must succeed needs an L0 where none happened"
+    if row.api is API.V1:
+        assert not any(c.hcall.startswith("H_GUEST_") and c.role is not Role.CHECK
+                       for c in row.calls)
+
+
+# --- scripts -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_script_uses_only_the_module_language(row: Case) -> None:
+    text = compile_case(row)
+    assert text.startswith("#!/bin/sh\n# powernest hcall case " + row.id)
+    assert "insmod pnhcall.ko; sh THIS_FILE" in text
+    assert " ".join(row.source.split()[:4]) in " ".join(
+        line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    body = [line for line in text.splitlines() if line and not line.startswith("#")]
+    commands = [line.split()[1] for line in body if line.startswith("pn ")]
+    assert commands and set(commands) <= set(COMMANDS)
+    assert sum('>"$P"' in line for line in body) == 1   # only pn() writes to the module
+    assert "set -e" not in text and body[-1] == "echo 'PNEND done'"
+
+
+@pytest.mark.skipif(not SH, reason="no sh here")
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_script_is_valid_sh(row: Case, tmp_path: Path) -> None:
+    path = tmp_path / "case.sh"
+    path.write_text(compile_case(row))
+    assert subprocess.run([*SH, "-n", str(path)], capture_output=True).returncode == 0
+
+
+def _run_against_a_file(row: Case, tmp_path: Path) -> str:
+    """Run the script with a plain file as the module: each read gives back the command."""
+    path, fake = tmp_path / "case.sh", tmp_path / "pnhcall"
+    path.write_text(compile_case(row))
+    fake.touch()
+    done = subprocess.run([*SH, str(path)], capture_output=True, text=True, timeout=60,
+                          env={"PNHCALL": str(fake), "PATH": "/usr/bin:/bin"})
+    return done.stdout
+
+
+@pytest.mark.skipif(not SH, reason="no sh here")
+def test_script_sends_the_commands(tmp_path: Path) -> None:
+    out = _run_against_a_file(case("v1-l0-rejects-guest-create"), tmp_path)
+    assert out.splitlines() == ["PNBEGIN v1-l0-rejects-guest-create",
+                                "PNSTEP call call 0x470 0x0 0x0 0x0 0x0 0x0", "PNEND done"]
+    out = _run_against_a_file(case("v2-create"), tmp_path)   # no rc: setup stops at once
+    assert out.splitlines()[-2:] == ["PNSTEP get-caps call 0x460 0x0",
+                                     "PNEND setup-failed get-caps"]
+
+
+def _synthetic(row: Case, change: dict[str, str] | None = None, stop: int | None = None) -> str:
+    lines = [f"PNBEGIN {row.id}", "[  12.3] some kernel line"]
+    for n, (label, step) in enumerate(labelled(row)):
+        if stop is not None and n == stop:
+            return "\n".join(lines)
+        if isinstance(step, Alloc):
+            result = f"addr=0x{0x100000 * (n + 1):x} size={step.size}"
+        elif isinstance(step, Write | Guard):
+            result = "ok"
+        else:
+            regs = dict(step.expect.regs)
+            code = numbers.rc(step.expect.codes[0])
+            result = f"rc={code} " + " ".join(
+                f"r{i}=0x{regs.get(f'r{i}', n + i if i == 4 else 0):x}" for i in range(4, 13))
+        lines.append(f"PNSTEP {label} {(change or {}).get(label, result)}")
+    return "\n".join([*lines, "PNEND done"])
+
+
+@pytest.mark.parametrize("row", CASES, ids=IDS)
+def test_output_round_trip_matches(row: Case) -> None:
+    run = parse_output(_synthetic(row))
+    assert run.case_id == row.id and run.end == "done"
+    assert verdict(row, run).outcome is Outcome.MATCHES, verdict(row, run)
+
+
+def test_verdicts_name_the_codes() -> None:
+    row = case("v2-create-vcpu-out-of-range")
+    got = verdict(row, parse_output(_synthetic(row, {"create-vcpu-2048-guest": "rc=-77 r4=0x0"})))
+    assert got.outcome is Outcome.DIFFERS
+    assert "required H_P3 (-56), observed H_IN_USE (-77)" in str(got)
+    regs = case("v2-set-state-bad-second-element")
+    got = verdict(regs, parse_output(_synthetic(regs, {"set": "rc=-79 r4=0x0"})))
+    assert got.outcome is Outcome.DIFFERS and "required R4=0x1, observed 0x0" in str(got)
+
+
+def test_verdicts_for_runs_that_did_not_finish() -> None:
+    row = case("v2-create-vcpu-not-sequential")
+    failed = _synthetic(row).replace("PNEND done", "PNEND setup-failed create-guest")
+    assert verdict(row, parse_output(failed)).outcome is Outcome.SETUP_FAILED
+    died = verdict(row, parse_output(_synthetic(row, stop=3)))
+    assert died.outcome is Outcome.INCOMPLETE and "assert(vcpuid" in str(died)
+    refused = verdict(row, parse_output(_synthetic(row, {"create-vcpu-5-guest": "error: busy"})))
+    assert refused.outcome is Outcome.SETUP_FAILED
