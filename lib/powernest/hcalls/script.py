@@ -116,9 +116,9 @@ def _header(case: Case) -> list[str]:
             lines += _comment(f"{label}: {step.expect.describe()}")
     lines += ["# Source:", *_comment(case.source)]
     if case.deviation:
-        lines += _comment(f"Predicted QEMU deviation: {case.deviation}", "# ")
+        lines += _comment(f"Known QEMU deviation: {case.deviation}", "# ")
     if case.may_crash_l0:
-        lines += _comment(f"MAY CRASH THE L0 (code reading): {case.crash_evidence}", "# ")
+        lines += _comment(f"MAY CRASH THE L0: {case.crash_evidence}", "# ")
     lines += _comment(f"Leaves L0 state for later cases: {'yes' if case.leaves_state else 'no'}"
                       f"; needs an L0 untouched since reset: "
                       f"{'yes' if case.needs_fresh else 'no'}", "# ")
@@ -266,7 +266,7 @@ def verdict(case: Case, run: ScriptRun) -> Verdict:
         return Verdict(Outcome.SETUP_FAILED, (f"setup step {run.failed}: {line}",))
     if run.end != "done":
         last = next(reversed(run.steps), "the start")
-        crash = (f"; predicted: {case.crash_evidence}" if case.may_crash_l0 else "")
+        crash = (f"; known to crash QEMU: {case.crash_evidence}" if case.may_crash_l0 else "")
         return Verdict(Outcome.INCOMPLETE,
                        (f"no PNEND line after {last}: the L1 or its L0 stopped{crash}",))
     checks = [(label, s) for label, s in labelled(case)

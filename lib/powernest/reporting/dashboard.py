@@ -2,8 +2,9 @@
 
 Built from the run's journal.  Shows the run (hosts, L0 versions, kernels,
 counts), a matrix of test functions by host and API coloured by outcome, the
-failures with links to their console logs, and the trend of the last runs
-from `reports/history/<run-id>.json`, one small summary per run written here.
+failures with links to their console logs, the hcall cases by L0 (`hcalls`),
+and the trend of the last runs from `reports/history/<run-id>.json`, one
+small summary per run written here.
 The page is self-contained: inline CSS and SVG, no scripts, no network.
 """
 
@@ -20,7 +21,7 @@ from urllib.parse import quote
 import jinja2
 
 from powernest import naming
-from powernest.reporting import history, journal
+from powernest.reporting import hcalls, history, journal
 from powernest.reporting.history import FAILING, OUTCOMES
 from powernest.reporting.journal import Case, Run
 
@@ -157,8 +158,11 @@ def _param(case: Case) -> str:
 
 
 def _logs(case: Case, run_dir: Path, reports: Path, consoles: list[Path]) -> list[Log]:
-    """The case's console logs: those attached, else the guests its failure names."""
-    paths = [run_dir / a for a in case.attachments]
+    """The case's console logs: those attached, else the guests its failure names.
+
+    Other attachments (an hcall case's reproducer script) are no console logs.
+    """
+    paths = [run_dir / a for a in case.attachments if a.endswith(".log")]
     if not paths and case.outcome in FAILING:
         text = case.message + "\n" + case.details
         paths = [p for p in consoles if re.search(re.escape(p.stem) + r"(?![\w-])", text)]
@@ -302,7 +306,8 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
         duration=format_duration(record["duration"]), hosts=_hosts(run),
         columns=columns, column_hosts=list(Counter(c.host for c in columns).items()),
         rows=_rows(entries), failures=list(failures.values()),
-        deviations=deviations, trend=history.trend(shown, record["run_id"]), runs=len(shown),
+        deviations=deviations, hcall=hcalls.section(entries, run_dir, reports),
+        trend=history.trend(shown, record["run_id"]), runs=len(shown),
         run_href=quote(os.path.relpath(run_dir, reports)),
         generated=datetime.now().strftime("%Y-%m-%d %H:%M"))
     out = reports / INDEX

@@ -51,7 +51,8 @@ def _testcase(case: Case, shared: dict[str, str]) -> ET.Element:
     details = clean(case.details[-_MAX_DETAILS:])
     message = clean(case.message)
     if case.outcome == "failed":
-        ET.SubElement(el, "failure", message=message, type="failure").text = details
+        kind = "l0-died" if "l0_died" in case.properties else "failure"
+        ET.SubElement(el, "failure", message=message, type=kind).text = details
     elif case.outcome == "error":
         ET.SubElement(el, "error", message=message, type="error").text = details
     elif case.outcome == "interrupted":
