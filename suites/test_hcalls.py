@@ -16,8 +16,10 @@ from _pytest.mark import ParameterSet
 
 from powernest.hcalls.cases import deviation
 from powernest.hcalls.model import Case
+from powernest.hcalls.numbers import V1_HCALLS, V2_HCALLS
 from powernest.hcalls.runner import HcallRunner, cases_for_target, isolated
 from powernest.hcalls.script import Outcome
+from powernest.nested import API
 from powernest.testing import Ability, Target
 
 pytestmark = pytest.mark.nightly
@@ -27,7 +29,7 @@ def _marks(case: Case, premerge: bool) -> list[pytest.MarkDecorator]:
     marks = [pytest.mark.premerge] if premerge else []
     if case.may_crash_l0:
         marks.append(pytest.mark.requires(Ability.CRASHES_L0))
-    if case.needs_fresh:
+    if isolated(case):   # an L1 of its own: not where the host itself is the one L1
         marks.append(pytest.mark.requires(Ability.BOOTS_L1))
     if case.deviation:
         marks.append(pytest.mark.deviation(deviation(case.deviation)))
@@ -35,11 +37,12 @@ def _marks(case: Case, premerge: bool) -> list[pytest.MarkDecorator]:
 
 
 def _params(target: Target) -> list[ParameterSet]:
-    """The rows for the target's API; the gate (premerge) takes the first row of each
-    hcall that shares an L1 and cannot crash the L0."""
-    firsts = {}
+    """The rows for the target's API; the gate (premerge) takes, for each hcall of
+    that API, its first row that shares an L1 (cheap, and cannot crash the L0)."""
+    own = V1_HCALLS if target.api is API.V1 else V2_HCALLS
+    firsts: dict[str, str] = {}
     for case in cases_for_target(target):
-        if not isolated(case):
+        if case.hcall in own and not isolated(case):
             firsts.setdefault(case.hcall, case.id)
     return [pytest.param(case, id=case.id, marks=_marks(case, firsts.get(case.hcall) == case.id))
             for case in cases_for_target(target)]
