@@ -8,10 +8,9 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from runs import suites, validate
-
 from powernest.lab import LabImages
 from powernest.reporting import journal
+from runs import suites, validate
 
 # QEMU 10.0.2 asserts linear vCPU ids (hw/ppc/spapr_nested.c h_guest_create_vcpu).
 CASE = "v2-create-vcpu-not-sequential"

@@ -358,3 +358,39 @@ def test_host_key_opt_out_is_printed_and_in_the_report(tmp_path: Path, sshd: Ssh
     assert f"p9-ssh: SSH host key NOT verified for {hop} (verify_host_key: false)" in done.stdout
     (suite,) = JUnitXml.fromfile(str(tmp_path / "reports" / "optout" / "junit.xml"))
     assert {p.name: p.value for p in suite.properties()}["ssh_host_key_not_verified"] == hop
+
+
+# ---- a case that cannot run here is skipped with the reason ------------------------------
+
+UNAVAILABLE = '''
+import pytest
+from powernest.errors import Unavailable
+
+
+@pytest.fixture(scope="session")
+def needs_more(host):
+    raise Unavailable("this host has no such thing")
+
+
+def test_first(needs_more):
+    pass
+
+
+def test_second(needs_more):   # the session fixture's error comes from pytest's cache
+    pass
+
+
+def test_body(host):
+    raise Unavailable("nor this")
+'''
+
+
+def test_unavailable_skips_every_case_with_its_reason(tmp_path: Path) -> None:
+    suites_dir(tmp_path, test_unavailable=UNAVAILABLE)
+    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
+    run = child_pytest(tmp_path, tmp_path / "reports", "unavailable", "test_unavailable.py",
+                       "--inventory", "hosts.yaml")
+    ends = [e for e in journal.events(run / journal.JOURNAL) if e["event"] == "end"]
+    assert [(e["outcome"], e["message"]) for e in ends] == [
+        ("skipped", "this host has no such thing"), ("skipped", "this host has no such thing"),
+        ("skipped", "nor this")]

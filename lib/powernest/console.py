@@ -32,6 +32,7 @@ FAILURES: dict[str, str] = {
     "RCU stall": r"rcu: INFO: \S+ (?:self-)?detected stalls?|rcu_\w+ self-detected stall",
 }
 _FAILURE = re.compile("|".join(f"(?P<f{i}>{p})" for i, p in enumerate(FAILURES.values())))
+NOTE = "# powernest: "   # lines the controller itself adds to a console log
 TRACE_QUIET = 1.5   # seconds of silence that end a crash trace
 TRACE_MAX = 8.0     # seconds spent collecting a crash trace at most
 
@@ -143,6 +144,8 @@ class Console:
             self._raise_crash()
         if index == len(wanted) + 1:
             ended = self.ended()
+            if not self._log.closed:
+                self._log.write(f"\n{NOTE}{self.guest}'s process ended ({ended})\n")
             raise ConsoleClosed(
                 f"{self.guest}: console closed ({ended}) while waiting for {wanted!r}; "
                 f"last lines:\n{self.tail()}", self.log_path, str(self.proc.before or ""),

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from powernest import naming
-from powernest.console import Console, ConsoleClosed, ConsoleShell, ConsoleTimeout, tail
+from powernest.console import (
+    NOTE,
+    Console,
+    ConsoleClosed,
+    ConsoleShell,
+    ConsoleTimeout,
+    tail,
+)
 from powernest.l2 import L2Host
 from powernest.qemu import GuestSpec, GuestStartError, errors
 from powernest.shell import Result, Shell, kill_pidfile, quote
@@ -51,7 +58,8 @@ class L0Died(ConsoleClosed):
 def last_words(console_text: str, lines: int = 60) -> list[str]:
     """QEMU's error messages at the end of an L1's console log (its stderr is there too):
     `qemu-system-...: ...` errors, assertion failures and glib's `ERROR:` lines."""
-    recent = tail(console_text, lines)
+    recent = "\n".join(line for line in tail(console_text, lines).splitlines()
+                       if not line.startswith(NOTE))
     glib = [line.strip() for line in recent.splitlines() if line.startswith("ERROR:")]
     return errors(recent) + glib
 

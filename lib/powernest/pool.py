@@ -38,6 +38,7 @@ class GuestPool:
     lab: LabImages
     session_for: Callable[[Host], HostSession]
     on_console: Callable[[Path], None] = lambda path: None
+    before_kvm: Callable[[L1], None] = lambda l1: None   # e.g. start tracing its hcalls
     worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
     _guests: list[L1Guest | L2Guest] = field(default_factory=list)
     _lpars: dict[str, Lpar] = field(default_factory=dict)
@@ -56,6 +57,7 @@ class GuestPool:
         """`l1()` with kvm-hv loaded (on an LPAR: as found, or loaded now)."""
         l1 = self.l1(target)
         try:
+            self.before_kvm(l1)
             l1.load_kvm()
         except BaseException:
             self.stop(l1)

@@ -23,6 +23,11 @@ OPCODES: dict[str, int] = {
     "H_GUEST_RUN_VCPU": 0x480,
     "H_GUEST_COPY_MEMORY": 0x484,
     "H_GUEST_DELETE": 0x488,
+    # not nested hcalls: the ones an L1's trace shows beside them
+    "H_GET_TERM_CHAR": 0x54,
+    "H_PUT_TERM_CHAR": 0x58,
+    "H_GET_CPU_CHARACTERISTICS": 0x1C8,
+    "H_SET_MODE": 0x31C,
 }
 
 V1_HCALLS = ("H_SET_PARTITION_TABLE", "H_ENTER_NESTED", "H_TLB_INVALIDATE",

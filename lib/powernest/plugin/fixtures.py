@@ -1,11 +1,12 @@
 """The fixtures the suites use, and what every case records.
 
-Session-wide: `run_context`, `lab`, `host_sessions`, `pool`; per target (shared
-by its cases): `l1`, `l2`; per case: `host_session`, `expect_deviation`, and
-the autouse `_case_records`, which notes the case's L0 and lease, resolves
-its `deviation` markers into strict xfails, and attaches the logs of the
-guests it used.  `Unavailable`, raised while a case sets up or runs, skips
-it with its message.
+Session-wide: `run_context`, `lab`, `host_sessions`, `pool`, `hcall_runner`,
+`hcall_traces`; per target (shared by its cases): `l1`, `l2`; per case:
+`host_session`, `expect_deviation`, and the autouse `_case_records`, which
+notes the case's L0 and lease, resolves its `deviation` markers into strict
+xfails, and afterwards attaches the logs of the guests it used and the hcalls
+kvm-hv made so far in its L1 (`l1_hcalls`).  `Unavailable`, raised while a
+case sets up or runs, skips it with its message.
 """
 
 from __future__ import annotations
@@ -18,19 +19,23 @@ import pytest
 from powernest.errors import Unavailable
 from powernest.guests import L1
 from powernest.hcalls.runner import HcallRunner
+from powernest.hcalls.trace import HcallTraces
 from powernest.hosts import HostSession
-from powernest.inventory import Host
 from powernest.kinds import Target
 from powernest.l2 import L2Guest
 from powernest.lab import LabImages, build_lab, find_lab
 from powernest.nested import Deviation
 from powernest.plugin.collection import host_of, target_of
-from powernest.plugin.run import RunContext, context
+from powernest.plugin.run import HostSessions, RunContext, context
 from powernest.pool import GuestPool
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_fixture_setup() -> Generator[None, object, object]:
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Note the case running in this process; `Unavailable` while setting it up (also
+    re-raised from a cached session fixture) skips it."""
+    if ctx := context(item.config):
+        ctx.current["nodeid"] = item.nodeid
     try:
         return (yield)
     except Unavailable as exc:
@@ -38,16 +43,11 @@ def pytest_fixture_setup() -> Generator[None, object, object]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_pyfunc_call() -> Generator[None, object, object]:
+def pytest_runtest_call() -> Generator[None, object, object]:
     try:
         return (yield)
     except Unavailable as exc:
         pytest.skip(str(exc))
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if ctx := context(item.config):
-        ctx.current["nodeid"] = item.nodeid
 
 
 @pytest.fixture(scope="session")
@@ -65,19 +65,6 @@ def lab() -> LabImages:
     return find_lab() or build_lab()
 
 
-class HostSessions(dict[str, HostSession]):
-    """The run's connected hosts, opened (and leased) on first use."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        super().__init__()
-        self.ctx = ctx
-
-    def get_session(self, host: Host) -> HostSession:
-        if host.name not in self:
-            self[host.name] = HostSession.open(host, self.ctx.run_id, self.ctx.lease_timeout)
-        return self[host.name]
-
-
 @pytest.fixture(scope="session")
 def host_sessions(run_context: RunContext) -> Iterator[HostSessions]:
     sessions = HostSessions(run_context)
@@ -87,11 +74,17 @@ def host_sessions(run_context: RunContext) -> Iterator[HostSessions]:
 
 
 @pytest.fixture(scope="session")
-def pool(run_context: RunContext, lab: LabImages,
-         host_sessions: HostSessions) -> Iterator[GuestPool]:
+def hcall_traces() -> HcallTraces:
+    """kvm-hv's hcalls in each L1 with KVM, from its kernel's tracepoints."""
+    return HcallTraces()
+
+
+@pytest.fixture(scope="session")
+def pool(run_context: RunContext, lab: LabImages, host_sessions: HostSessions,
+         hcall_traces: HcallTraces) -> Iterator[GuestPool]:
     """Starts guests for the run and kills them all at its end."""
     p = GuestPool(run_context.run_id, run_context.console_dir, lab, host_sessions.get_session,
-                  on_console=run_context.attach,
+                  on_console=run_context.attach, before_kvm=hcall_traces.start,
                   worker=os.environ.get("PYTEST_XDIST_WORKER", ""))
     yield p
     p.close()
@@ -161,6 +154,7 @@ def _case_records(request: pytest.FixtureRequest) -> Iterator[None]:
     if run_context is None:
         yield
         return
+    traces = request.getfixturevalue("hcall_traces")
     host = host_of(node)
     if host is not None:
         session = request.getfixturevalue("host_sessions").get_session(host)
@@ -181,6 +175,8 @@ def _case_records(request: pytest.FixtureRequest) -> Iterator[None]:
             _record_guest(node, value, "l2", run_context)
         elif isinstance(value, L1):
             _record_guest(node, value, "l1", run_context)
+            if value.alive() and (seen := traces.total(value)):
+                node.user_properties.append(("l1_hcalls", seen))
 
 
 def _record_guest(node: pytest.Item, guest: L1 | L2Guest, level: str,

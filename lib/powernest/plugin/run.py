@@ -5,7 +5,7 @@ the inventory (a bad one is a usage error naming the file, line and field)
 and, unless pytest only collects, creates the run directory, points
 `reports/latest` at it, journals the run and registers the `JournalWriter`
 in the controlling process.  Under pytest-xdist every worker joins the
-controller's run id.
+controller's run id.  `HostSessions` are the run's connected hosts.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, load_inventory
 from powernest.plugin.recording import JournalWriter
 from powernest.reporting import journal
@@ -53,6 +54,19 @@ class RunContext:
         if nodeid:
             journal.append(self.journal, "attach", nodeid=nodeid,
                            path=str(path.relative_to(self.run_dir)))
+
+
+class HostSessions(dict[str, HostSession]):
+    """The run's connected hosts, opened (and leased) on first use."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def get_session(self, host: Host) -> HostSession:
+        if host.name not in self:
+            self[host.name] = HostSession.open(host, self.ctx.run_id, self.ctx.lease_timeout)
+        return self[host.name]
 
 
 def context(config: pytest.Config) -> RunContext | None:
