@@ -63,14 +63,14 @@ lost 0
 """
 
 SUMMARY = """\
-0x1C8: H_SUCCESS x1
-0x31C: H_SUCCESS x24
+H_GET_CPU_CHARACTERISTICS: H_SUCCESS x1
 H_GUEST_CREATE: H_SUCCESS x1
 H_GUEST_CREATE_VCPU: H_SUCCESS x1
 H_GUEST_DELETE: H_SUCCESS x1
 H_GUEST_GET_STATE: H_SUCCESS x3612
 H_GUEST_RUN_VCPU: H_SUCCESS x10647
 H_GUEST_SET_STATE: H_SUCCESS x9, H_P3 x3
+H_SET_MODE: H_SUCCESS x24
 H_TLB_INVALIDATE: H_FUNCTION x1"""
 
 KERNEL_LINE = "[   89.139616] KVM-NESTEDv2: couldn't register the L2 VPA (rc=-56)"
@@ -127,6 +127,15 @@ def test_lost_events_unreturned_calls_and_traps_are_shown() -> None:
     assert str(summary).splitlines() == [
         "H_ENTER_NESTED: trap 0xC00 x8070, trap 0x980 x976, H_PARAMETER x1, no exit x2",
         "lost 37396 events: the trace buffer overflowed"]
+
+
+def test_summaries_of_two_collects_add_up() -> None:
+    first = HcallSummary({(0x47C, -56): 3, (0x47C, 0): 9}, {0x47C: 12})
+    second = HcallSummary({(0x47C, 0): 1, (0x480, 0): 5}, {0x47C: 1, 0x480: 5}, lost=2)
+    total = first + second
+    assert total.count("H_GUEST_SET_STATE", "H_P3") == 3
+    assert total.count("H_GUEST_SET_STATE", "H_SUCCESS") == 10
+    assert total.count("H_GUEST_RUN_VCPU", 0) == 5 and total.lost == 2
 
 
 def test_a_failed_setup_says_why() -> None:
