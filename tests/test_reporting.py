@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pytest
@@ -31,6 +32,7 @@ XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
 CHROMIUM = shutil.which("chromium")
 HOSTS = {"p9-tcg": "power9", "p10-tcg": "power10"}
+ONE_HOST = "hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n"
 INVENTORY = "hosts:\n" + "".join(f"  - {{name: {n}, kind: tcg, cpu: {c}}}\n"
                                  for n, c in HOSTS.items())
 
@@ -53,6 +55,16 @@ def suites_dir(path: Path, **tests: str) -> None:
     (path / "conftest.py").write_text(SUITES_CONFTEST)
     for name, text in tests.items():
         (path / f"{name}.py").write_text(text)
+
+
+def suite_ends(tmp_path: Path, run_id: str, **tests: str) -> tuple[Path, list[dict[str, Any]]]:
+    """Run a suites directory of `tests` against one tcg host: the run directory and the
+    journal's end events."""
+    suites_dir(tmp_path, **tests)
+    (tmp_path / "hosts.yaml").write_text(ONE_HOST)
+    run = child_pytest(tmp_path, tmp_path / "reports", run_id, *(f"{n}.py" for n in tests),
+                       "--inventory", "hosts.yaml")
+    return run, [e for e in journal.events(run / journal.JOURNAL) if e["event"] == "end"]
 
 
 def child_pytest(cwd: Path, reports: Path, run_id: str, *args: str) -> Path:
@@ -234,11 +246,7 @@ def test_deviation_now_passes(host):
 
 
 def test_strict_xpass_of_a_known_deviation_is_a_failure_naming_it(tmp_path: Path) -> None:
-    suites_dir(tmp_path, test_fixed=STRICT_XPASS)
-    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
-    run = child_pytest(tmp_path, tmp_path / "reports", "xpass", "test_fixed.py",
-                       "--inventory", "hosts.yaml")
-    ends = [e for e in journal.events(run / journal.JOURNAL) if e["event"] == "end"]
+    run, ends = suite_ends(tmp_path, "xpass", test_fixed=STRICT_XPASS)
     assert [e["outcome"] for e in ends] == ["failed"]
     assert "known deviation demo-fixed" in ends[0]["message"] + ends[0]["details"]
     validate(run / "junit.xml")
@@ -253,7 +261,7 @@ def test_strict_xpass_of_a_known_deviation_is_a_failure_naming_it(tmp_path: Path
 
 def test_a_dashboard_that_cannot_be_built_does_not_fail_the_run(tmp_path: Path) -> None:
     suites_dir(tmp_path, test_ok="def test_ok(host):\n    pass\n")
-    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
+    (tmp_path / "hosts.yaml").write_text(ONE_HOST)
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports" / history.HISTORY).write_text("not a directory")
     done = subprocess.run([*PYTEST, "test_ok.py", "--inventory", "hosts.yaml", "-q"],
@@ -386,11 +394,7 @@ def test_body(host):
 
 
 def test_unavailable_skips_every_case_with_its_reason(tmp_path: Path) -> None:
-    suites_dir(tmp_path, test_unavailable=UNAVAILABLE)
-    (tmp_path / "hosts.yaml").write_text("hosts:\n  - {name: p9-tcg, kind: tcg, cpu: power9}\n")
-    run = child_pytest(tmp_path, tmp_path / "reports", "unavailable", "test_unavailable.py",
-                       "--inventory", "hosts.yaml")
-    ends = [e for e in journal.events(run / journal.JOURNAL) if e["event"] == "end"]
+    _, ends = suite_ends(tmp_path, "unavailable", test_unavailable=UNAVAILABLE)
     assert [(e["outcome"], e["message"]) for e in ends] == [
         ("skipped", "this host has no such thing"), ("skipped", "this host has no such thing"),
         ("skipped", "nor this")]

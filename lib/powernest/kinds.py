@@ -68,6 +68,7 @@ class HostKind:
     default_apis: ClassVar[tuple[API, ...]]
     kexec_default: ClassVar[bool]
     missing: ClassVar[dict[Ability, str]]  # what it cannot do, and why
+    nested_by_qemu: ClassVar[bool] = False  # QEMU's nested code serves its L1s (TCG pseries)
 
     def lacks(self, ability: Ability, host: Host) -> str | None:
         """Why `host`, of this kind, cannot do `ability`; None if it can."""
@@ -90,8 +91,6 @@ class HostKind:
         version = qemu.version(shell, qemu_binary)
         shown = ".".join(map(str, version)) if version else "unknown"
         return L0(version, f"QEMU {shown} ({self.accel.upper()})", self.nested_by_qemu)
-
-    nested_by_qemu: ClassVar[bool] = False
 
     def cpu_unavailable(self, host: Host, cpu: str) -> str | None:
         """Why an L1 of `cpu` cannot run on `host`; None if it can."""
