@@ -112,6 +112,10 @@ class L1(L2Host, Protocol):
     def stop(self) -> None: ...
 
 
+_STOP_TRACING = ("for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do "
+                 '[ -w "$t/events/enable" ] && echo 0 > "$t/events/enable"; done; true')
+
+
 class L1Commands:
     """What every L1 does alike, through its `run`."""
 
@@ -137,6 +141,13 @@ class L1Commands:
 
     def next_l2_role(self) -> str:
         return naming.l2_role(next(self._l2_ids))
+
+    def stop_tracing(self) -> None:
+        """Disable every trace event before a kexec: with the hcall tracepoints enabled,
+        pseries Linux traces the hcalls of the kexec switchover itself, and `kexec -e`
+        hung there on the powervm twin (twice of twice; turning tracing_on off was not
+        enough: the events, and the hcall path's static key, must be off)."""
+        self.run(["sh", "-c", _STOP_TRACING])
 
 
 class L1Guest(L1Commands):
@@ -236,6 +247,7 @@ class L1Guest(L1Commands):
         old kernel's low memory (see LAB-NOTES: without it kexec -e hangs).
         """
         self.run(["mkself", "/tmp/self.cpio"], timeout=timeout, check=True)
+        self.stop_tracing()
         self.run(["kexec", "--mem-min=0x10000000", "-l", f"/boot/vmlinux-{kernel}",
                   "--initrd=/tmp/self.cpio", f"--append={self.spec.append}"],
                  timeout=timeout, check=True)

@@ -33,8 +33,9 @@ from powernest.console import (
     find_failure,
     tail,
 )
+from powernest.errors import PowernestError
 from powernest.qemu import GuestSpec, GuestStartError, errors
-from powernest.shell import CommandFailed, CommandTimeout, Result, Runner, kill_pidfile, quote
+from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
 
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
@@ -236,14 +237,15 @@ class L2Guest:
         return self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or ""]).ok
 
     def stop(self) -> None:
-        """Kill the L2's QEMU and keep the last of its console."""
+        """Kill the L2's QEMU and keep the last of its console; safe to call twice, and
+        when its L1 is gone (a crashed console, an LPAR that no longer answers)."""
         if not self.l1.alive():
             return
-        with contextlib.suppress(ConsoleError):
+        with contextlib.suppress(PowernestError):
             self.poll()
         if self.spec.pidfile:
             kill_pidfile(self.l1, self.spec.pidfile)
         # The L1 kernel destroys the VM once QEMU is gone; wait for that.
         script = 'for i in $(seq 50); do pgrep -f "$1" >/dev/null || exit 0; sleep 0.2; done'
-        with contextlib.suppress(ConsoleError, CommandTimeout):
+        with contextlib.suppress(PowernestError):
             self.l1.run(["sh", "-c", script, "sh", f"-name {self.spec.name} "], timeout=30)

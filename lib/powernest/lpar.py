@@ -120,6 +120,7 @@ class Lpar(L1Commands):
         """
         loaded = self.run(["sh", "-c", _KEXEC_LOAD, "sh", kernel], timeout=timeout, check=True)
         self._log(loaded.stdout.strip())
+        self.stop_tracing()
         self.run(["sh", "-c", _KEXEC_EXEC], check=True)
         self._log(f"kexec -e; waiting up to {timeout:.0f} s for a new boot id")
         waited = self.session.wait_for_new_boot(self.boot_id, timeout)

@@ -6,14 +6,16 @@
 - `run`: a run of the suites: its id, inventory, directory, journal and report
   (`start_run`), and the controller's part under pytest-xdist;
 - `collection`: cases parametrized by target or host, grouped per host,
-  `requires` markers turned into skips, cases that replace a shared L1 last;
+  cases that replace a shared L1 last;
+- `cases`: what each case records (L0, logs, hcalls) and whether it can run
+  here (`requires` and `deviation` markers);
 - `recording`: the journal, written as cases start and end, and junit.xml;
 - `fixtures`: hosts, guests and the per-case records, known deviations.
 
-A conftest.py loads `collection` and `fixtures` (`pytest_plugins`): they only
-add fixtures and hooks that act on a run's cases.  A run (inventory, run
+A conftest.py loads `collection`, `cases` and `fixtures` (`pytest_plugins`):
+they only add fixtures and hooks that act on a run's cases.  A run (inventory, run
 directory, journal, `latest`, signal handlers) starts only when a directory of
 suites calls `run.start_run` in its conftest.py.
 """
 
-PLUGINS = ["powernest.plugin.collection", "powernest.plugin.fixtures"]
+PLUGINS = ["powernest.plugin.collection", "powernest.plugin.cases", "powernest.plugin.fixtures"]

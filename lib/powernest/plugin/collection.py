@@ -4,9 +4,9 @@ Cases that take a `target` are parametrized by host x API (and, with a
 `per_target` marker, jointly with values that depend on the target), cases
 that take a `host` by host, so that every test id starts with the host.  Each case is
 marked with its API and grouped by host for pytest-xdist (`--dist
-loadgroup`); a `requires` marker the host's kind cannot meet becomes a skip
-with the kind's reason; and cases that kexec an L1 shared by the host's
-other cases (an LPAR is its own one L1) run after them.
+loadgroup`); and cases that kexec an L1 shared by the host's other cases (an
+LPAR is its own one L1) run after them.  (Whether a case can run on its host
+is decided as it starts: `cases.py`.)
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
-    """Mark, group and skip before the other plugins see the items (pytest-xdist reads
-    the groups); order once they are done (after pytest's own fixture-scope order)."""
+    """Mark and group before the other plugins see the items (pytest-xdist reads the
+    groups); order once they are done (after pytest's own fixture-scope order)."""
     for item in items:
         host = host_of(item)
         if host is None:
@@ -68,9 +68,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
         item.add_marker(pytest.mark.xdist_group(host.name))
         if target := target_of(item):
             item.add_marker(getattr(pytest.mark, target.api.marker))
-        for marker in item.iter_markers("requires"):
-            if reason := kind_of(host).lacks(Ability(marker.args[0]), host):
-                item.add_marker(pytest.mark.skip(reason=reason))
     yield
     items.sort(key=_replaces_a_shared_l1)   # stable: every other order is kept
 

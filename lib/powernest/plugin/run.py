@@ -5,7 +5,8 @@ the inventory (a bad one is a usage error naming the file, line and field)
 and, unless pytest only collects, creates the run directory, points
 `reports/latest` at it, journals the run and registers the `JournalWriter`
 in the controlling process.  Under pytest-xdist every worker joins the
-controller's run id.  `HostSessions` are the run's connected hosts.
+controller's run id.  The context holds the run's connected hosts
+(`HostSessions`, closed when the session finishes) and its hcall traces.
 """
 
 from __future__ import annotations
@@ -21,12 +22,31 @@ from typing import Any
 
 import pytest
 
+from powernest.hcalls.trace import HcallTraces
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, load_inventory
 from powernest.plugin.recording import JournalWriter
 from powernest.reporting import journal
 
 _CTX = pytest.StashKey["RunContext"]()
+
+
+class HostSessions(dict[str, HostSession]):
+    """The run's connected hosts, opened (and leased) on first use."""
+
+    def __init__(self, run_id: str, lease_timeout: float) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.lease_timeout = lease_timeout
+
+    def get_session(self, host: Host) -> HostSession:
+        if host.name not in self:
+            self[host.name] = HostSession.open(host, self.run_id, self.lease_timeout)
+        return self[host.name]
+
+    def close(self) -> None:
+        for session in self.values():
+            session.close()
 
 
 @dataclass
@@ -39,6 +59,10 @@ class RunContext:
     hosts: tuple[Host, ...]
     lease_timeout: float
     current: dict[str, str] = field(default_factory=dict)  # the case running in this process
+    traces: HcallTraces = field(default_factory=HcallTraces)
+
+    def __post_init__(self) -> None:
+        self.sessions = HostSessions(self.run_id, self.lease_timeout)
 
     @property
     def journal(self) -> Path:
@@ -54,19 +78,6 @@ class RunContext:
         if nodeid:
             journal.append(self.journal, "attach", nodeid=nodeid,
                            path=str(path.relative_to(self.run_dir)))
-
-
-class HostSessions(dict[str, HostSession]):
-    """The run's connected hosts, opened (and leased) on first use."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        super().__init__()
-        self.ctx = ctx
-
-    def get_session(self, host: Host) -> HostSession:
-        if host.name not in self:
-            self[host.name] = HostSession.open(host, self.ctx.run_id, self.ctx.lease_timeout)
-        return self[host.name]
 
 
 def context(config: pytest.Config) -> RunContext | None:

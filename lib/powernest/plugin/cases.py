@@ -1,0 +1,108 @@
+"""What every case of a run records, and whether it can run: one hook each side.
+
+Before a case's fixtures (`pytest_runtest_setup`): note it as this process's
+running case, connect its host, record the L0 (and a lease taken over, stale
+guests reaped), skip it with the reason when the host is leased by another
+run, its L0 cannot offer the API, or its kind lacks what a `requires` marker
+asks, and turn its `deviation` markers into strict xfails where its L0 and
+API have them.  `Unavailable`, raised while a case sets up (also re-raised
+from a cached session fixture) or runs, skips it with its message.
+
+Before its fixtures are torn down (`pytest_runtest_teardown`): attach the
+console logs of the guests it used, their kernels and boot times, and the
+hcalls kvm-hv made so far in its L1 (`l1_hcalls`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+
+import pytest
+
+from powernest.errors import Unavailable
+from powernest.guests import L1
+from powernest.hosts import HostSession
+from powernest.kinds import Ability, Target, kind_of
+from powernest.l2 import L2Guest
+from powernest.nested import Deviation
+from powernest.plugin.collection import host_of, target_of
+from powernest.plugin.run import RunContext, context
+
+
+def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSession,
+           target: Target) -> list[Deviation]:
+    """Mark the case a strict xfail for each of `deviations` its L0 has; return those."""
+    found = [d for d in deviations if session.l0.nested_by_qemu
+             and d.applies(target.api, session.qemu_version)]
+    for d in found:
+        item.add_marker(pytest.mark.xfail(strict=True, reason=d.reason(session.qemu_version)))
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    ctx = context(item.config)
+    if ctx is not None:
+        ctx.current["nodeid"] = item.nodeid
+        _before(item, ctx)
+    try:
+        return (yield)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def _before(item: pytest.Item, ctx: RunContext) -> None:
+    host = host_of(item)
+    if host is None:
+        return
+    session = ctx.sessions.get_session(host)
+    item.user_properties.append(("l0", session.l0.description))
+    if session.lease and session.lease.took_over:
+        item.user_properties.append(("lease_taken_over_from", session.lease.took_over))
+    if session.reaped:
+        item.user_properties.append(("reaped_stale_guests", " ".join(session.reaped)))
+    target = target_of(item)
+    lacking = (kind_of(host).lacks(Ability(m.args[0]), host)
+               for m in item.iter_markers("requires"))
+    if reason := session.unavailable(target.api if target else None) or next(
+            (r for r in lacking if r), None):
+        pytest.skip(reason)
+    if target:
+        expect(item, tuple(d for m in item.iter_markers("deviation") for d in m.args),
+               session, target)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call() -> Generator[None, object, object]:
+    try:
+        return (yield)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    if (ctx := context(item.config)) is not None:
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, L2Guest):
+                _record_guest(item, value, "l2", ctx)
+            elif isinstance(value, L1):
+                _record_guest(item, value, "l1", ctx)
+                if value.alive() and (seen := ctx.traces.total(value)):
+                    item.user_properties.append(("l1_hcalls", seen))
+    return (yield)
+
+
+def _record_guest(item: pytest.Item, guest: L1 | L2Guest, level: str,
+                  ctx: RunContext) -> None:
+    item.user_properties.append(("attachment", str(guest.log_path.relative_to(ctx.run_dir))))
+    if guest.kernel_release:
+        item.user_properties.append((f"{level}_kernel", guest.kernel_release))
+    if guest.boot_seconds:
+        item.user_properties.append((f"{level}_boot_seconds", round(guest.boot_seconds, 1)))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Release the run's hosts (their leases) once every fixture is torn down."""
+    if (ctx := context(session.config)) is not None:
+        ctx.sessions.close()
