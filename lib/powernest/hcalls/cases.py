@@ -108,6 +108,15 @@ HCALL_DEVIATIONS: tuple[Deviation, ...] = (
         "registers instead of answering H_PARAMETER",
         "h_enter_nested maps regs_ptr with address_space_map, which gives unassigned memory "
         "a zeroed bounce buffer of the full size, so the 'len != sizeof(*regs)' check passes"),
+    Deviation(
+        "qemu-v1-enter-nested-lpid-0-abort", API.V1, (7, 0), (10, 0),
+        "H_ENTER_NESTED for LPID 0 (also an hv_guest_state outside RAM, read as zeros) "
+        "aborts the L0 instead of answering H_PARAMETER",
+        None,
+        "measured by the hcall suite: QEMU 7.2.22 (TCG L0) dies with 'hw/ppc/spapr_hcall.c:"
+        "1793: spapr_exit_nested: Assertion `env->spr[SPR_LPIDR] != 0' failed.' (SIGABRT); "
+        "QEMU 10.0.2 answers H_PARAMETER. Nested-HV under TCG arrived in 7.0; the first "
+        "fixed release is not bisected (10.0 is the first the lab has seen fixed)"),
     _v1("qemu-v1-tlb-invalidate-unchecked",
         "H_TLB_INVALIDATE answers H_SUCCESS to any arguments",
         "h_tlb_invalidate: 'return H_SUCCESS;' unconditionally, where Linux's "

@@ -35,10 +35,17 @@ OPTIONAL = ("QEMU h_copy_tofrom_guest answers H_FUNCTION ('not required, L1 KVM 
 
 
 def _v1(case_id: str, hcall: str, summary: str, steps: tuple[Step, ...], source: str, *,
-        leaves_state: bool = False, deviation: str | None = None) -> Case:
+        leaves_state: bool = False, deviation: str | None = None,
+        crash_evidence: str = "") -> Case:
     """A v1 case; it clears the partition table after, so the L0 is as before."""
     return Case(case_id, V1, hcall, summary, (*steps, CLEAR), source,
-                leaves_state=leaves_state, deviation=deviation)
+                leaves_state=leaves_state, may_crash_l0=bool(crash_evidence),
+                crash_evidence=crash_evidence, deviation=deviation)
+
+
+# Measured: QEMU 7.2.22 (TCG L0) aborts; QEMU 10.0.2 answers H_PARAMETER.
+LPID_0_ABORT = ("QEMU 7.2 hw/ppc/spapr_hcall.c:1793 spapr_exit_nested: "
+                "Assertion `env->spr[SPR_LPIDR] != 0' failed (SIGABRT)")
 
 
 def _enter(hv: int | Addr, regs: int | Addr, expect: str,
@@ -79,10 +86,12 @@ CASES_V1: tuple[Case, ...] = (
         _enter(Addr("hv"), Addr("regs"), "H_PARAMETER", hv_state(1, 0)),
         "spec silent: LPID 0 of an L1's partition table is the L1 itself; QEMU "
         "h_enter_nested answers H_PARAMETER (its table walk asserts lpid != 0); Linux L1s "
-        "never use it for an L2", leaves_state=True),
+        "never use it for an L2", leaves_state=True,
+        deviation="qemu-v1-enter-nested-lpid-0-abort", crash_evidence=LPID_0_ABORT),
     _v1("v1-enter-nested-hv-state-outside-ram", ENTER, "hv_guest_state address outside RAM",
         _enter(OUTSIDE_RAM, Addr("regs"), "H_PARAMETER"),
-        f"{REF} kvmhv_enter_nested_guest: unreadable hv_guest_state -> H_PARAMETER"),
+        f"{REF} kvmhv_enter_nested_guest: unreadable hv_guest_state -> H_PARAMETER",
+        deviation="qemu-v1-enter-nested-lpid-0-abort", crash_evidence=LPID_0_ABORT),
     _v1("v1-enter-nested-regs-outside-ram", ENTER, "pt_regs address outside RAM",
         _enter(Addr("hv"), OUTSIDE_RAM, "H_PARAMETER"),
         f"{REF} kvmhv_enter_nested_guest: unreadable pt_regs -> H_PARAMETER",
