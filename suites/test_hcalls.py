@@ -52,13 +52,15 @@ def _params(target: Target) -> list[ParameterSet]:
 def test_hcall(target: Target, hcall_case: Case, hcall_runner: HcallRunner,
                record_property: pytest.RecordProperty) -> None:
     run = hcall_runner.run(target, hcall_case)
+    run_dir = hcall_runner.out_dir.parent
+    record_property("attachment", str(run.console_log.relative_to(run_dir)))
     record_property("hcall_case", hcall_case.id)
     record_property("hcall", hcall_case.hcall)
     record_property("hcall_required", hcall_case.checks[0].expect.describe())
     if run.observed:
         record_property("hcall_observed", run.observed)
     if run.reproducer:
-        relative = run.reproducer.relative_to(hcall_runner.out_dir.parent)
+        relative = run.reproducer.relative_to(run_dir)
         record_property("reproducer", str(relative))
         record_property("attachment", str(relative))
     if run.l0_death:

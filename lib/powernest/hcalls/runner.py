@@ -51,6 +51,7 @@ class CaseRun:
     case: Case
     verdict: Verdict
     output: str
+    console_log: Path            # the L1's console (its L0 QEMU's stderr included)
     observed: str = ""           # the return code the checked call got, named
     l0_death: L0Died | None = None
     in_flight: str = ""          # the hcall the L0 died in, as the script made it
@@ -117,10 +118,10 @@ class HcallRunner:
             output = l1.run(["sh", SCRIPT], timeout=timeout).stdout
         except L0Died as died:
             run = parse(died.output)
-            return CaseRun(case, judge(case, run), died.output, _observed(case, run), died,
-                           _in_flight(case, run))
+            return CaseRun(case, judge(case, run), died.output, l1.log_path,
+                           _observed(case, run), died, _in_flight(case, run))
         run = parse(output)
-        return CaseRun(case, judge(case, run), output, _observed(case, run))
+        return CaseRun(case, judge(case, run), output, l1.log_path, _observed(case, run))
 
     def _keep_reproducer(self, run: CaseRun, target: Target) -> CaseRun:
         self.out_dir.mkdir(parents=True, exist_ok=True)
