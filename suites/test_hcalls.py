@@ -52,21 +52,10 @@ def _params(target: Target) -> list[ParameterSet]:
 def test_hcall(target: Target, hcall_case: Case, hcall_runner: HcallRunner,
                record_property: pytest.RecordProperty) -> None:
     run = hcall_runner.run(target, hcall_case)
-    run_dir = hcall_runner.out_dir.parent
-    record_property("attachment", str(run.console_log.relative_to(run_dir)))
-    record_property("hcall_case", hcall_case.id)
-    record_property("hcall", hcall_case.hcall)
-    record_property("hcall_required", hcall_case.checks[0].expect.describe())
-    if run.observed:
-        record_property("hcall_observed", run.observed)
-    if run.reproducer:
-        relative = run.reproducer.relative_to(run_dir)
-        record_property("reproducer", str(relative))
-        record_property("attachment", str(relative))
+    for name, value in run.properties(hcall_runner.out_dir.parent):
+        record_property(name, value)
     if run.l0_death:
-        said = "; ".join(run.l0_death.said) or "it printed no error"
-        record_property("l0_died", f"{said} ({run.l0_death.ended}) during {run.in_flight}")
-        pytest.fail(f"L0 DIED during {run.in_flight}: {said} ({run.l0_death.ended}); "
+        pytest.fail(f"L0 DIED during {run.in_flight}: {run.l0_words}; "
                     f"reproducer: {run.reproducer}", pytrace=False)
     assert run.verdict.outcome is Outcome.MATCHES, (
         f"{hcall_case.summary}: {run.verdict} (source: {hcall_case.source})")

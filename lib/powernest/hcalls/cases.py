@@ -98,11 +98,6 @@ HCALL_DEVIATIONS: tuple[Deviation, ...] = (
         "H_SET_PARTITION_TABLE accepts a table base outside the L1's RAM",
         "h_set_ptbl checks only '(ptcr & PRTS_MASK) + 12 - 4 > 12'; Linux's "
         "kvmhv_set_partition_table also requires kvm_is_visible_gfn(base)"),
-    _v1("qemu-v1-hv-state-version",
-        "H_ENTER_NESTED answers H_PARAMETER, not H_P2, for an hv_guest_state version newer "
-        "than 2",
-        "h_enter_nested: 'if (hv_state.version > HV_GUEST_STATE_VERSION) return H_PARAMETER;' "
-        "where Linux's kvmhv_enter_nested_guest returns H_P2"),
     _v1("qemu-v1-enter-nested-regs",
         "H_ENTER_NESTED with pt_regs outside the L1's RAM enters the L2 with zeroed "
         "registers instead of answering H_PARAMETER",

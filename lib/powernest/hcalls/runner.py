@@ -57,6 +57,34 @@ class CaseRun:
     in_flight: str = ""          # the hcall the L0 died in, as the script made it
     reproducer: Path | None = None
 
+    @property
+    def l0_words(self) -> str:
+        """What the L0 said as it died, and how its process ended; "" if it did not."""
+        if self.l0_death is None:
+            return ""
+        said = "; ".join(self.l0_death.said) or "it printed no error"
+        return f"{said} ({self.l0_death.ended})"
+
+    @property
+    def l0_died(self) -> str:
+        """How the L0 died and in which hcall, as a report says it; "" if it did not."""
+        return f"{self.l0_words} during {self.in_flight}" if self.l0_death else ""
+
+    def properties(self, run_dir: Path) -> list[tuple[str, str]]:
+        """What the case's report records: the row, its codes, its L1's console, the
+        L0's death and the reproducer (paths relative to `run_dir`)."""
+        props = [("attachment", str(self.console_log.relative_to(run_dir))),
+                 ("hcall_case", self.case.id), ("hcall", self.case.hcall),
+                 ("hcall_required", self.case.checks[0].expect.describe())]
+        if self.observed:
+            props.append(("hcall_observed", self.observed))
+        if self.reproducer:
+            relative = str(self.reproducer.relative_to(run_dir))
+            props += [("reproducer", relative), ("attachment", relative)]
+        if self.l0_died:
+            props.append(("l0_died", self.l0_died))
+        return props
+
 
 def _observed(case: Case, run: ScriptRun) -> str:
     """The named return code of the case's first checked call, "" if it got none."""
