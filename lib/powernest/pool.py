@@ -25,7 +25,6 @@ from powernest.kinds import Target, kind_of
 from powernest.l2 import L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
-from powernest.nested import API
 from powernest.qemu import GuestSpec
 
 
@@ -64,27 +63,24 @@ class GuestPool:
             raise
         return l1
 
-    def l1_spec(self, target: Target, kernel: str | None = None,
-                cap: API | None = None) -> GuestSpec:
-        """The L0 command for an L1 of `target`; `cap` overrides the API offered."""
+    def l1_spec(self, target: Target, kernel: str) -> GuestSpec:
+        """The L0 command for an L1 of `target` running `kernel`."""
         host = target.host
         session = self.session_for(host)
-        offered = target.api if cap is None else cap
         name = naming.guest_name(self.run_id, host.name,
                                  naming.l1_role(self.worker, next(self._ids)), target.api)
-        return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel or
-                                                                            host.l1_kernel]),
+        return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel]),
                          initrd=session.path_of(self.lab.l1_initrd),
-                         machine_props=(f"{offered.cap}=on", *host.l1_machine),
+                         machine_props=(f"{target.api.cap}=on", *host.l1_machine),
                          accel=kind_of(host).accel, cpu=host.cpu, memory=host.memory,
                          qemu=session.qemu, data_dir=host.qemu_data_dir,
                          pidfile=f"/tmp/{name}.pid")
 
-    def boot(self, target: Target, kernel: str | None = None,
-             spec: GuestSpec | None = None) -> L1Guest:
-        """Start an L1 running `kernel` (or as `spec` says) and wait for its shell."""
+    def boot(self, target: Target, kernel: str | None = None) -> L1Guest:
+        """Start an L1 running `kernel` (default: the host's `l1_kernel`); wait for its
+        shell."""
         series = kernel or target.host.l1_kernel
-        spec = spec or self.l1_spec(target, series)
+        spec = self.l1_spec(target, series)
         timeouts = target.host.timeouts
         guest = L1Guest(self.session_for(target.host).shell, spec,
                         self.console_dir / f"{spec.name}.log", timeouts.l1_boot,
