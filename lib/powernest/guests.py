@@ -44,14 +44,15 @@ L2_INITRD = "/boot/l2.cpio.gz"
 class L0Died(ConsoleClosed):
     """The L0 QEMU under an L1 ended while the L1 was in use: a finding of its own.
 
-    `said` holds QEMU's own last words (an assertion, a glib error), `ended` how
-    its process ended, `output` what the L1 printed since its last command began.
+    `said` holds QEMU's own last words (an assertion, a glib error), `words` them
+    as one line, `ended` how its process ended, `output` what the L1 printed
+    since its last command began.
     """
 
     def __init__(self, guest: str, closed: ConsoleClosed, said: list[str]) -> None:
         self.said = said
-        words = "; ".join(said) if said else "it printed no error"
-        super().__init__(f"{guest}: its L0 QEMU died ({closed.ended}): {words}\n{closed}",
+        self.words = "; ".join(said) if said else "it printed no error"
+        super().__init__(f"{guest}: its L0 QEMU died ({closed.ended}): {self.words}\n{closed}",
                          closed.log, closed.output, closed.ended)
 
 

@@ -40,8 +40,7 @@ class Replay:
     def summary(self) -> str:
         if self.l0_death is None:
             return "the script ran to its end; the L0 survived"
-        said = "; ".join(self.l0_death.said) or "it printed no error"
-        return f"the L0 died ({self.l0_death.ended}): {said}"
+        return f"the L0 died ({self.l0_death.ended}): {self.l0_death.words}"
 
 
 def script_api(text: str) -> API:

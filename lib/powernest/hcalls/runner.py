@@ -62,8 +62,7 @@ class CaseRun:
         """What the L0 said as it died, and how its process ended; "" if it did not."""
         if self.l0_death is None:
             return ""
-        said = "; ".join(self.l0_death.said) or "it printed no error"
-        return f"{said} ({self.l0_death.ended})"
+        return f"{self.l0_death.words} ({self.l0_death.ended})"
 
     @property
     def l0_died(self) -> str:
