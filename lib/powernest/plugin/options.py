@@ -31,6 +31,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--run-id", default="", help="name of this run (default: time-based)")
     group.addoption("--lease-timeout", type=float, default=120.0,
                     help="seconds to wait for a host another run holds, then skip it")
+    group.addoption("--shard", default="", metavar="K/N",
+                    help="run shard K of N: the selected hosts split by name, the same "
+                         "way in every job (see powernest.shard)")
+    group.addoption("--attachments-base", default="", metavar="DIR",
+                    help="junit.xml's attachment paths are relative to DIR (default: the "
+                         "directory pytest starts in, as a CI workspace)")
+    group.addoption("--junit-strict", action="store_true",
+                    help="junit.xml valid against Jenkins' junit-10.xsd: per-case properties "
+                         "in system-out lines instead of <testcase><properties>")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from powernest import shard
 from powernest.hcalls.trace import HcallTraces
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, load_inventory
@@ -58,6 +59,8 @@ class RunContext:
     inventory: Inventory
     hosts: tuple[Host, ...]
     lease_timeout: float
+    attachments_base: Path = Path(".")   # junit.xml's attachment paths are relative to it
+    junit_strict: bool = False           # per-case properties as system-out lines
     current: dict[str, str] = field(default_factory=dict)  # the case running in this process
     traces: HcallTraces = field(default_factory=HcallTraces)
 
@@ -96,14 +99,17 @@ def start_run(config: pytest.Config) -> None:
     try:
         inventory = load_inventory(path)
         hosts = inventory.select([n for n in config.getoption("hosts").split(",") if n])
+        hosts = shard.hosts_of(hosts, shard.parse(config.getoption("shard")))
     except InventoryError as exc:
         raise pytest.UsageError(f"bad inventory:\n{exc}") from None
     workerinput = getattr(config, "workerinput", None)
     run_id = ((workerinput or {}).get("powernest_run_id") or config.getoption("run_id")
               or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2))
     reports = _invocation_path(config, config.getoption("reports"))
+    base = _invocation_path(config, config.getoption("attachments_base") or ".")
     ctx = RunContext(run_id, reports / run_id, inventory, hosts,
-                     config.getoption("lease_timeout"))
+                     config.getoption("lease_timeout"), base.resolve(),
+                     config.getoption("junit_strict"))
     config.stash[_CTX] = ctx
     if config.getoption("collectonly"):
         return
