@@ -7,7 +7,10 @@ names) is written once in `L1Commands`.
 
 L1Guest lifecycle: `start()` spawns QEMU on the host with the console on a
 pty, waits for the L1 init's banner and prompt, and from then on the L1 is
-driven through `shell` (a `ConsoleShell`).  `kexec()` and `reboot()` replace
+driven through `shell` (a `ConsoleShell`).  `start_from(checkpoint)` instead
+restores the state an earlier L1 of the same configuration saved at its
+prompt, before kvm-hv loaded (in about a second instead of a boot), or boots
+and saves that state when there is none yet or it does not load.  `kexec()` and `reboot()` replace
 its kernel and take over the new one's shell.  `stop()` kills QEMU whatever
 state the guest is in and is safe to call twice.
 """
@@ -16,8 +19,11 @@ from __future__ import annotations
 
 import itertools
 import re
+import secrets
 import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -26,12 +32,13 @@ from powernest.console import (
     NOTE,
     Console,
     ConsoleClosed,
+    ConsoleError,
     ConsoleShell,
     ConsoleTimeout,
     tail,
 )
 from powernest.l2 import L2Host
-from powernest.qemu import GuestSpec, GuestStartError, errors
+from powernest.qemu import GuestSpec, GuestStartError, SaveFailed, errors, save_state
 from powernest.shell import Result, Shell, kill_pidfile, quote
 
 L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
@@ -39,6 +46,7 @@ L1_PROMPT = "powernest-l1# "
 L2_DATA_DIR = "/usr/share/qemu"
 L2_KERNEL = "/boot/vmlinux-6.12"
 L2_INITRD = "/boot/l2.cpio.gz"
+RESTORE_TIMEOUT = 30.0   # a restore takes about a second; one that takes this long failed
 
 
 class L0Died(ConsoleClosed):
@@ -76,7 +84,8 @@ class L1(L2Host, Protocol):
 
     log_path: Path
     kernel_release: str
-    boot_seconds: float          # 0.0 where the suite did not boot it
+    boot_seconds: float          # how long it took to start; 0.0 where the suite did not
+    started_from: str            # "boot", "checkpoint", or "" (an LPAR: not started)
     kvm_load: Result | None      # what the last load of kvm-hv did
 
     @property
@@ -151,6 +160,10 @@ class L1Commands:
         self.run(["sh", "-c", _STOP_TRACING])
 
 
+class CheckpointWarning(UserWarning):
+    """A saved L1 state could not be used or made; the L1 was booted instead."""
+
+
 class L1Guest(L1Commands):
     """An L1 booted by QEMU on a host; see the module docstring for its lifecycle."""
 
@@ -166,6 +179,7 @@ class L1Guest(L1Commands):
         self.console: Console | None = None
         self.kernel_release = ""
         self.boot_seconds = 0.0
+        self.started_from = ""
         self.kvm_load: Result | None = None
         self.kexecs = 0
         self._l2_ids = itertools.count(1)
@@ -193,18 +207,79 @@ class L1Guest(L1Commands):
     def start(self) -> None:
         """Spawn QEMU and wait until the L1 shell answers."""
         started = time.monotonic()
-        self.console = Console(self.host.spawn(self.spec.argv()), self.log_path, self.spec.name)
+        self._spawn(self.spec)
         try:
-            self.console.proc.logfile_read.write(f"# {quote(self.spec.argv())}\n")
             self.wait_ready(self.boot_timeout)
         except ConsoleClosed:
             raise GuestStartError.from_log(self.spec.name, self.log_path) from None
         self.boot_seconds = time.monotonic() - started
+        self.started_from = "boot"
+
+    def start_from(self, checkpoint: str) -> None:
+        """Restore the L1 from `checkpoint` (a file on its host); boot it, then save
+        that file, if there is none yet or it does not load (with a warning)."""
+        problem = "there is no saved state yet"
+        if self.host.run(["test", "-s", checkpoint]).ok:
+            try:
+                return self._restore(checkpoint)
+            except ConsoleClosed as exc:   # QEMU refused the file
+                problem = "QEMU could not load it: " + "; ".join(
+                    errors(exc.output) or errors(self.console.tail() if self.console else ""))
+            except ConsoleError as exc:
+                problem = str(exc).splitlines()[0]
+            self._abandon(checkpoint, problem)
+            warnings.warn(CheckpointWarning(f"{self.name}: checkpoint {checkpoint} not "
+                                            f"used ({problem}); booting"), stacklevel=2)
+        self.start()
+        try:
+            save_state(self.console, checkpoint, self.boot_timeout)   # type: ignore[arg-type]
+        except SaveFailed as exc:
+            self.host.run(["rm", "-f", checkpoint])
+            warnings.warn(CheckpointWarning(str(exc).splitlines()[0]), stacklevel=2)
+
+    def _restore(self, checkpoint: str) -> None:
+        started = time.monotonic()
+        self._spawn(replace(self.spec, incoming=checkpoint))
+        assert self.console is not None
+        deadline = started + min(self.boot_timeout, RESTORE_TIMEOUT)
+        while True:   # the saved L1 waits at its prompt: a line shows it once QEMU has loaded
+            self.console.sendline("")
+            try:
+                self.console.expect(re.escape(L1_PROMPT), 0.25)
+                break
+            except ConsoleTimeout:
+                if time.monotonic() > deadline:
+                    raise
+        self.console.sendline("")
+        self._take_shell(RESTORE_TIMEOUT)
+        # what must differ between L1s restored from one state: the clock, the RNG pool
+        self.run(["sh", "-c", f"date -s @{int(time.time())} >/dev/null && "
+                              f"echo {secrets.token_hex(32)} > /dev/urandom"], check=True)
+        self.boot_seconds = time.monotonic() - started
+        self.started_from = "checkpoint"
+
+    def _abandon(self, checkpoint: str, problem: str) -> None:
+        """Stop a restore that failed, note why in the log, and drop the file."""
+        if self.console is not None:
+            self.console.close()
+        if self.spec.pidfile:
+            kill_pidfile(self.host, self.spec.pidfile)
+        self.host.run(["rm", "-f", checkpoint])
+        with self.log_path.open("a") as log:
+            log.write(f"\n{NOTE}checkpoint {checkpoint} not used ({problem}); booting\n")
+
+    def _spawn(self, spec: GuestSpec) -> None:
+        self.console = Console(self.host.spawn(spec.argv()), self.log_path, spec.name)
+        self.console.proc.logfile_read.write(f"# {quote(spec.argv())}\n")
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for a (re)booted L1 kernel's banner and take over its shell."""
         assert self.console is not None
         self.console.expect(L1_READY, timeout)
+        self._take_shell(timeout)
+
+    def _take_shell(self, timeout: float) -> None:
+        assert self.console is not None
         self._shell = ConsoleShell(self.console, self.spec.name, self.command_timeout)
         self._shell.attach(L1_PROMPT, timeout)
         release = self._shell.run(["uname", "-r"], check=True).stdout

@@ -17,7 +17,7 @@ from powernest import lease, naming, qemu
 from powernest.inventory import Host, InventoryError, Ssh
 from powernest.kinds import L0, HostKind, kind_of
 from powernest.lab import find_lab
-from powernest.lab.cache import file_digest
+from powernest.lab.cache import default_cache, file_digest
 from powernest.lease import Lease
 from powernest.local import LocalShell
 from powernest.nested import API, l0_supports, unsupported_reason
@@ -26,6 +26,7 @@ from powernest.shell import Shell, ShellError
 from powernest.ssh import SshShell
 
 REMOTE_CACHE = ".cache/powernest/images"
+CHECKPOINTS = "checkpoints"   # saved L1 states, beside the images' cache
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 RECONNECT_INTERVAL = 2.0
 
@@ -80,6 +81,7 @@ class HostSession:
     reaped: list[str] = field(default_factory=list)
     kexecs: int = 0           # kernels this run made the host exec (wait_for_new_boot)
     _staged: dict[Path, str] = field(default_factory=dict, repr=False)
+    _checkpoints: str = field(default="", repr=False)
     _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
@@ -147,8 +149,7 @@ class HostSession:
         if isinstance(self.shell, LocalShell):
             return str(local)
         if local not in self._staged:
-            home = self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
-            remote_dir = f"{home}/{REMOTE_CACHE}/{file_digest(local)[:32]}"
+            remote_dir = f"{self._home()}/{REMOTE_CACHE}/{file_digest(local)[:32]}"
             remote = f"{remote_dir}/{local.name}"
             if not self.shell.run(["test", "-f", remote]).ok:
                 self.shell.run(["mkdir", "-p", remote_dir], check=True)
@@ -156,6 +157,18 @@ class HostSession:
                 self.shell.run(["mv", remote + ".part", remote], check=True)
             self._staged[local] = remote
         return self._staged[local]
+
+    def checkpoint_path(self, key: str) -> str:
+        """Where this host keeps the saved L1 state of configuration `key`."""
+        if not self._checkpoints:
+            where = (default_cache() if isinstance(self.shell, LocalShell)
+                     else Path(self._home(), REMOTE_CACHE).parent) / CHECKPOINTS
+            self.shell.run(["mkdir", "-p", str(where)], check=True)
+            self._checkpoints = str(where)
+        return f"{self._checkpoints}/{key}.state"
+
+    def _home(self) -> str:
+        return self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
 
     def boot_id(self) -> str:
         return self.shell.run(["cat", BOOT_ID], timeout=30, check=True).stdout.strip()

@@ -96,10 +96,11 @@ class HostKind:
         """Why an L1 of `cpu` cannot run on `host`; None if it can."""
         return None
 
-    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None) -> L1:
-        """A fresh L1 for `target` running `kernel` (default: the host's `l1_kernel`);
-        `pool.stop()` it when done."""
-        return pool.boot(target, kernel)
+    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
+               booted: bool = False) -> L1:
+        """A fresh L1 for `target` running `kernel` (default: the host's `l1_kernel`),
+        booted or restored from a checkpoint; `pool.stop()` it when done."""
+        return pool.boot(target, kernel, restore=not booted)
 
 
 NOT_DESTRUCTIVE = ("the case may crash the host's L0, and its inventory entry does not "
@@ -160,7 +161,8 @@ class PowervmKind(HostKind):
                       True, platform)
         return L0(None, f"PowerVM ({platform or 'platform unknown'})", False, platform)
 
-    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None) -> L1:
+    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
+               booted: bool = False) -> L1:
         """The LPAR itself, as it runs; `Unavailable` if `kernel` is another series."""
         lpar = pool.lpar(target)
         if kernel is not None and (reason := lpar.kexec_unavailable(kernel)):

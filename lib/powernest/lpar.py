@@ -46,6 +46,7 @@ class Lpar(L1Commands):
     """An LPAR as the L1 of the cases that run on it (see the module docstring)."""
 
     boot_seconds = 0.0        # the suite does not boot it
+    started_from = ""         # nor start it
     expected_release = None   # it runs its own kernel
 
     def __init__(self, session: HostSession, lab: LabImages, log_path: Path) -> None:

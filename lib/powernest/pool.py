@@ -1,9 +1,10 @@
 """The guests of a run: every L1 and L2 it starts, and every LPAR it connects to.
 
 `GuestPool.l1()` gets a fresh L1 for a target the way its host kind does
-(boots one with the lab images, or connects to the LPAR); `l2()` boots an L2
-inside an L1.  The suites' fixtures decide which guests are shared (pytest's
-session scope) and which a case gets for itself.  `close()` kills whatever
+(restores one from the checkpoint of its configuration, or boots one with the
+lab images, or connects to the LPAR); `l2()` boots an L2 inside an L1.  The
+suites' fixtures decide which guests are shared (pytest's session scope) and
+which a case gets for itself.  `close()` kills whatever
 is still running, whatever happened.
 """
 
@@ -25,7 +26,7 @@ from powernest.kinds import Target, kind_of
 from powernest.l2 import L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
-from powernest.qemu import GuestSpec
+from powernest.qemu import GuestSpec, checkpoint_key
 
 
 @dataclass
@@ -43,18 +44,19 @@ class GuestPool:
     _lpars: dict[str, Lpar] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
-    def l1(self, target: Target, kernel: str | None = None) -> L1:
+    def l1(self, target: Target, kernel: str | None = None, *, booted: bool = False) -> L1:
         """A fresh L1 for `target` (on a powervm host: the LPAR); `stop()` it when done.
 
+        Restored from a checkpoint unless `booted` (for cases that test the boot).
         `Unavailable` if another run holds the host or its L0 cannot offer the API.
         """
         if reason := self.session_for(target.host).unavailable(target.api):
             raise Unavailable(reason)
-        return kind_of(target.host).get_l1(self, target, kernel)
+        return kind_of(target.host).get_l1(self, target, kernel, booted)
 
-    def l1_with_kvm(self, target: Target) -> L1:
+    def l1_with_kvm(self, target: Target, *, booted: bool = False) -> L1:
         """`l1()` with kvm-hv loaded (on an LPAR: as found, or loaded now)."""
-        l1 = self.l1(target)
+        l1 = self.l1(target, booted=booted)
         try:
             self.before_kvm(l1)
             l1.load_kvm()
@@ -76,18 +78,24 @@ class GuestPool:
                          qemu=session.qemu, data_dir=host.qemu_data_dir,
                          pidfile=f"/tmp/{name}.pid")
 
-    def boot(self, target: Target, kernel: str | None = None) -> L1Guest:
+    def boot(self, target: Target, kernel: str | None = None, *,
+             restore: bool = False) -> L1Guest:
         """Start an L1 running `kernel` (default: the host's `l1_kernel`); wait for its
-        shell."""
+        shell.  With `restore`, from the checkpoint of its configuration (see
+        `L1Guest.start_from`)."""
         series = kernel or target.host.l1_kernel
         spec = self.l1_spec(target, series)
         timeouts = target.host.timeouts
-        guest = L1Guest(self.session_for(target.host).shell, spec,
-                        self.console_dir / f"{spec.name}.log", timeouts.l1_boot,
-                        timeouts.command, self.lab.kernel_releases[series])
+        session = self.session_for(target.host)
+        guest = L1Guest(session.shell, spec, self.console_dir / f"{spec.name}.log",
+                        timeouts.l1_boot, timeouts.command, self.lab.kernel_releases[series])
         self._guests.append(guest)
         self.on_console(guest.log_path)
-        guest.start()
+        if restore:
+            key = checkpoint_key(spec, session.l0.description, self.lab.key)
+            guest.start_from(session.checkpoint_path(key))
+        else:
+            guest.start()
         return guest
 
     def lpar(self, target: Target) -> Lpar:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import shlex
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from powernest.console import ConsoleError, tail
+from powernest.console import Console, ConsoleError, tail
 from powernest.shell import Result, Shell
 
 _PREFIX = re.compile(r"^(?:\S*/)?qemu-system-[\w.-]+: ")
@@ -35,6 +38,7 @@ class GuestSpec:
     pidfile: str | None = None
     console_pipe: str | None = None
     daemonize: bool = False
+    incoming: str | None = None   # a saved state to start from instead of booting
     extra: Sequence[str] = field(default_factory=tuple)
 
     @property
@@ -65,7 +69,55 @@ class GuestSpec:
         if self.initrd:
             argv += ["-initrd", self.initrd]
         argv += ["-append", self.append, *self.extra]
+        if self.incoming:
+            argv += ["-incoming", f"exec:cat {shlex.quote(self.incoming)}"]
         return argv
+
+
+def checkpoint_key(spec: GuestSpec, *context: str) -> str:
+    """What makes the saved states of two guests interchangeable, as a digest: the
+    command line without the guest's own name and pidfile, and `context` (the QEMU
+    version, the images' key)."""
+    argv = replace(spec, name="", pidfile=None, incoming=None).argv()
+    return hashlib.sha256("\0".join([*argv, *context]).encode()).hexdigest()[:32]
+
+
+_MONITOR = r"\(qemu\) "
+_MIGRATION = re.compile(r"^\s*(?:Migration status|Status):\s*(\w+)", re.M | re.I)
+
+
+class SaveFailed(ConsoleError):
+    """QEMU could not save a guest's state."""
+
+
+def save_state(console: Console, path: str, timeout: float) -> None:
+    """Save a running guest's state into `path` on its host, then let it run on.
+
+    Works through QEMU's monitor, which `-nographic` multiplexes on the console
+    (Ctrl-A c switches between them).  QEMU writes the state into a pipe to
+    `cat` (`exec:`, known to QEMU 7.2 and 10); the file gets its name only once
+    it is whole.  On `SaveFailed` the caller removes `path`: `cat` also ends when
+    QEMU gives up.
+    """
+    part = shlex.quote(path + ".part")
+    console.send("\x01c")
+    console.expect(_MONITOR, 30)
+    console.sendline(f'migrate "exec:cat > {part} && mv {part} {shlex.quote(path)}"')
+    console.expect(_MONITOR, timeout)
+    status, deadline = "", time.monotonic() + timeout
+    while status not in ("completed", "failed", "cancelled") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        console.sendline("info migrate")
+        console.expect(_MONITOR, timeout)
+        found = _MIGRATION.findall(str(console.proc.before))
+        status = found[-1].lower() if found else ""
+    console.sendline("cont")   # a guest whose state was saved stops; this one runs on
+    console.expect(_MONITOR, 30)
+    console.send("\x01c")
+    if status != "completed":
+        raise SaveFailed(f"{console.guest}: QEMU could not save its state "
+                         f"({status or f'not done within {timeout:.0f} s'}); "
+                         f"last lines:\n{console.tail()}", console.log_path)
 
 
 def errors(output: str) -> list[str]:

@@ -79,8 +79,9 @@ def hcall_runner(run_context: RunContext, lab: LabImages,
 @pytest.fixture(scope="session")
 def l1(target: Target, pool: GuestPool) -> Iterator[L1]:
     """A fresh L1 on the target with kvm and kvm-hv loaded, shared by the target's cases
-    (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now)."""
-    guest = pool.l1_with_kvm(target)
+    (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now).  Booted, not
+    restored: test_l1_boots checks the boot."""
+    guest = pool.l1_with_kvm(target, booted=True)
     yield guest
     pool.stop(guest)
 
