@@ -8,6 +8,11 @@ mistaken for the L1's) and mirrors it to the local console log; commands
 reach the L2 shell through the input FIFO, framed like the L1's
 (`console.Framing`).  Verbs read what the L2 reported: `runs_under_kvm()`,
 `cpus()`, `memory_mib()`; `kill()` and `reboot_from_inside()` act on it.
+
+Every wait also watches what proves the L2 will never answer: its QEMU gone,
+or the L1 kernel's KVM printing a vCPU dump after the launch (`L2WontRun`,
+with those lines), so a broken L0 turns a case red in seconds, not at the end
+of its boot timeout.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ L2_REBOOT_TIMEOUT = 45.0
 POLL_INTERVAL = 0.5
 _B64 = re.compile(r"[A-Za-z0-9+/]+=*")
 _MD5 = re.compile(r"^[0-9a-f]{32}  ")
+# KVM-HV's register dump for a vCPU exit it cannot handle (kvmppc_dump_regs, then the
+# `trap=... | pc=... | msr=...` line of kvmppc_handle_exit_hv): the L2 is not running.
+KVM_VCPU_DUMP = r"vcpu [0-9a-fx]+ \([0-9]+\):|trap=0x[0-9a-f]+ \| pc=0x"
+_RUNNING = "__PN_RUNNING"
+
+
+class L2WontRun(ConsoleError):
+    """The L1's KVM showed that an L2 cannot run (its vCPU dump); the L2 will not come."""
 
 
 class L2Host(Runner, Protocol):
@@ -76,6 +89,7 @@ class L2Guest:
         self.kernel_release = ""
         self.boot_seconds = 0.0
         self._framing = Framing("__L2_")
+        self._kernel_mark = 1     # the L1 kernel log's first line since the launch
 
     @classmethod
     def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float,
@@ -96,6 +110,8 @@ class L2Guest:
         script = ('rm -f "$1.in" "$1.out" "$1.log"; mkfifo "$1.in" "$1.out" && '
                   '{ cat "$1.out" > "$1.log" 2>/dev/null & }')
         self.l1.run(["sh", "-c", script, "sh", self.fifo], check=True)
+        lines = self.l1.run(["sh", "-c", "dmesg | wc -l"]).stdout.split()
+        self._kernel_mark = int(lines[-1]) + 1 if lines and lines[-1].isdigit() else 1
         result = self.l1.run(self.spec.argv(), timeout=self.boot_timeout)
         with self.log_path.open("a") as log:
             log.write(result.stdout + result.stderr)   # stderr is apart over SSH
@@ -163,11 +179,25 @@ class L2Guest:
                 raise ConsoleTimeout(
                     f"{self.spec.name}: no {pattern!r} within {timeout:.0f} s; last console "
                     f"lines:\n{tail(self.text)}", self.log_path)
-            if not self.running():
-                self.poll()
-                raise ConsoleClosed(f"{self.spec.name}: QEMU exited while waiting for "
-                                    f"{pattern!r}; last lines:\n{tail(self.text)}", self.log_path)
+            self._check_alive(pattern)
             time.sleep(POLL_INTERVAL)
+
+    def _check_alive(self, pattern: str) -> None:
+        """Raise if the L2's QEMU is gone or the L1's KVM dumped a vCPU since the launch."""
+        script = ('test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null && echo "$4"; '
+                  'dmesg | tail -n +"$2" | grep -E -A12 "$3" | head -n 40')
+        seen = self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or "",
+                            str(self._kernel_mark), KVM_VCPU_DUMP, _RUNNING]).stdout
+        dump = seen.replace(_RUNNING, "").strip("\n")
+        if dump:
+            self.poll()
+            raise L2WontRun(f"{self.spec.name}: {self.l1.name}'s KVM dumped a vCPU while "
+                            f"waiting for {pattern!r}; the L2 will not run. The L1 kernel "
+                            f"said:\n{dump}", self.log_path)
+        if _RUNNING not in seen:
+            self.poll()
+            raise ConsoleClosed(f"{self.spec.name}: QEMU exited while waiting for "
+                                f"{pattern!r}; last lines:\n{tail(self.text)}", self.log_path)
 
     def send(self, line: str) -> None:
         """Type a line on the L2 console."""
