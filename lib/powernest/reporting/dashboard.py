@@ -5,7 +5,8 @@ counts), a matrix of test functions by host and API coloured by outcome, the
 failures with links to their console logs, the hcall cases by L0 (`hcalls`),
 and the trend of the last runs from `reports/history/<run-id>.json`, one
 small summary per run written here.
-The page is self-contained: inline CSS and SVG, no scripts, no network.
+Times show their UTC offset.  The page is self-contained: inline CSS and
+SVG, no scripts, no network.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from urllib.parse import quote
 import jinja2
 
 from powernest import naming
+from powernest.nested import API
 from powernest.reporting import hcalls, history, journal
 from powernest.reporting.history import FAILING, OUTCOMES
 from powernest.reporting.journal import Case, Run
@@ -28,16 +30,46 @@ from powernest.reporting.journal import Case, Run
 INDEX = "index.html"
 _DEVIATION = re.compile(r"known deviation ([\w.-]+)")
 _XPASS_STRICT = "[XPASS(strict)]"
+API_LABELS = {API.V1.value: "v1 nested-hv", API.V2.value: "v2 nested-papr"}
 
 
 @dataclass
 class Log:
-    """A console log: `L1`/`L2`, its guest (target and guest number) and link."""
+    """A console log: its level (`L1`, `L2`, `LPAR`), whose it is, its guest and link."""
 
     level: str
+    whose: str
     guest: str
     href: str
     title: str
+
+
+def _target(where: str) -> str:
+    """A guest name's `<host>-<api>` as `<host> · v1 nested-hv`."""
+    for api in API:
+        if where.endswith(f"-{api.value}"):
+            return f"{where.removesuffix(f'-{api.value}')} · {API_LABELS[api.value]}"
+    return where
+
+
+def whose(stem: str) -> tuple[str, str, str]:
+    """A console log's level, whose it is and its guest, from its name (`powernest.naming`).
+
+    `<host>.lpar` is an LPAR's, `<lpar>-pn.<run>.<host>.l2-N` an L2's on that
+    LPAR, `pn.<run>.<host>-<api>.<l1>` an L1's and `...<l1>-l2-N` an L2's in it.
+    """
+    lpar, on_lpar, l2 = stem.partition(f"-{naming.PREFIX}.")
+    if on_lpar:
+        return "L2", f"L2 on the LPAR of {lpar}", l2.rpartition(".")[2]
+    if stem.endswith(".lpar"):
+        return "LPAR", f"LPAR console of {stem.removesuffix('.lpar')}", ""
+    where, _, role = naming.short(stem).rpartition(".")
+    if naming.is_l2(stem):
+        l1, _, number = role.rpartition("-l2-")
+        return "L2", f"L2 in L1 {l1} on {_target(where)}", f"l2-{number}"
+    if role.startswith("l1-"):
+        return "L1", f"L1 console on {_target(where)}", role
+    return "log", f"console of {_target(where)}" if where else "console", role
 
 
 @dataclass
@@ -110,8 +142,7 @@ class Column:
 
     @property
     def label(self) -> str:
-        return {"nested-hv": "v1 nested-hv", "nested-papr": "v2 nested-papr"}.get(
-            self.api, self.api or "host")
+        return API_LABELS.get(self.api, self.api or "host")
 
 
 @dataclass
@@ -166,12 +197,8 @@ def _logs(case: Case, run_dir: Path, reports: Path, consoles: list[Path]) -> lis
     if not paths and case.outcome in FAILING:
         text = case.message + "\n" + case.details
         paths = [p for p in consoles if re.search(re.escape(p.stem) + r"(?![\w-])", text)]
-    logs = []
-    for path in paths:
-        level = "L2" if naming.is_l2(path.stem) else "L1"
-        logs.append(Log(level, naming.short(path.stem), quote(os.path.relpath(path, reports)),
-                        path.name))
-    return logs
+    return [Log(*whose(path.stem), quote(os.path.relpath(path, reports)), path.name)
+            for path in paths]
 
 
 def _summary(case: Case) -> str:
@@ -305,11 +332,13 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
         run=run, record=record, counts=record["counts"], total=len(run.cases),
         duration=format_duration(record["duration"]), hosts=_hosts(run),
         columns=columns, column_hosts=list(Counter(c.host for c in columns).items()),
+        starts={c.suite for c, before in zip(columns[1:], columns, strict=False)
+                if c.host != before.host},
         rows=_rows(entries), failures=list(failures.values()),
         deviations=deviations, hcall=hcalls.section(entries, run_dir, reports),
         trend=history.trend(shown, record["run_id"]), runs=len(shown),
         run_href=quote(os.path.relpath(run_dir, reports)),
-        generated=datetime.now().strftime("%Y-%m-%d %H:%M"))
+        generated=history.iso(datetime.now().astimezone()))
     out = reports / INDEX
     tmp = reports / f".{INDEX}.{os.getpid()}.tmp"
     tmp.write_text(page, encoding="utf-8")

@@ -1,8 +1,9 @@
 """The run history behind the dashboard's trend: `reports/history/<run-id>.json`.
 
-One small record per run (counts, failing cases, start and duration), written
-when the dashboard is built for that run, and the geometry of the trend chart
-drawn from the last records.
+One small record per run (counts, failing cases, start, end and duration),
+written when the dashboard is built for that run, and the geometry of the
+trend chart drawn from the last records.  Times are ISO 8601 with their UTC
+offset; a journal's times without one are the controller's local time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +25,30 @@ OUTCOMES = ("interrupted", "error", "failed", "xpassed", "xfailed", "passed", "s
 FAILING = ("interrupted", "error", "failed")
 
 
-def _started(run: Run) -> float | None:
+def parse_time(text: Any) -> datetime | None:
+    """An ISO 8601 time, offset-aware; one without an offset is this machine's local time.
+
+    The dashboard is built on the controller, whose local time a journal
+    without offsets holds.
+    """
     try:
-        return datetime.strptime(run.started, "%Y-%m-%dT%H:%M:%S").timestamp()
-    except ValueError:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
         return None
+    return when if when.tzinfo else when.astimezone()
 
 
-def _duration(run: Run, journal_path: Path) -> float | None:
-    """Start to the journal's last write (the last case to end)."""
-    start = _started(run)
-    return max(0.0, journal_path.stat().st_mtime - start) if start is not None else None
+def iso(when: datetime) -> str:
+    """`2026-11-30T00:09:49+01:00`: ISO 8601 to the second, with the UTC offset."""
+    return when.isoformat(timespec="seconds")
+
+
+def _last_time(journal_path: Path) -> datetime | None:
+    """The `time` of the journal's last event that has one (None: its events carry none)."""
+    last = None
+    for ev in journal.events(journal_path):
+        last = parse_time(ev.get("time")) or last
+    return last
 
 
 def counts(run: Run) -> dict[str, int]:
@@ -43,9 +57,17 @@ def counts(run: Run) -> dict[str, int]:
 
 
 def summary(run: Run, run_dir: Path) -> dict[str, Any]:
-    """The run's history record: small, enough for the trend and for "new" failures."""
-    return {"run_id": run.run_id or run_dir.name, "started": run.started,
-            "duration": _duration(run, run_dir / journal.JOURNAL),
+    """The run's history record: small, enough for the trend and for "new" failures.
+
+    Its duration is from the `run` event's start to the last event's time:
+    unknown (None) when the events carry no time.
+    """
+    started = parse_time(run.started)
+    ended = _last_time(run_dir / journal.JOURNAL)
+    duration = max(0.0, (ended - started).total_seconds()) if started and ended else None
+    return {"run_id": run.run_id or run_dir.name,
+            "started": iso(started) if started else run.started,
+            "ended": iso(ended) if ended else None, "duration": duration,
             "hosts": run.info.get("hosts", []), "counts": counts(run),
             "failing": sorted(c.name for c in run.cases.values() if c.outcome in FAILING)}
 
@@ -59,6 +81,11 @@ def write(reports: Path, record: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _when(record: dict[str, Any]) -> float:
+    started = parse_time(record.get("started"))
+    return started.timestamp() if started else float("-inf")
+
+
 def read(reports: Path) -> list[dict[str, Any]]:
     """Every run's record, oldest first; unreadable files are left out."""
     records = []
@@ -67,7 +94,18 @@ def read(reports: Path) -> list[dict[str, Any]]:
             records.append(json.loads(path.read_text()))
         except (OSError, json.JSONDecodeError):
             continue
-    return sorted(records, key=lambda r: (r.get("started", ""), r.get("run_id", "")))
+    return sorted(records, key=lambda r: (_when(r), r.get("run_id", "")))
+
+
+@dataclass
+class Label:
+    """An x-axis label of the trend: a run's start, `title` its full time and run id."""
+
+    x: float
+    text: str
+    now: bool
+    anchor: str
+    title: str
 
 
 @dataclass
@@ -81,15 +119,18 @@ class Trend:
     plot_w: int
     plot_h: int
     ticks: list[tuple[float, int]]
-    labels: list[tuple[float, str, bool, str]]
+    labels: list[Label]
     series: list[dict[str, Any]]
     now: float | None
+    offset: str
 
 
 TREND_SERIES = (("passed", "passed", ("passed", "xpassed")),
                 ("failed", "failed + errors", ("failed", "error", "interrupted")),
                 ("xfailed", "known deviations", ("xfailed",)),
                 ("skipped", "skipped", ("skipped",)))
+# The widest label, `11-30 00:09` in the chart's 11 px bold, and the room between two.
+LABEL_W, LABEL_GAP = 11 * 7.7, 8.0
 
 
 def trend(records: list[dict[str, Any]], current: str) -> Trend:
@@ -108,14 +149,9 @@ def trend(records: list[dict[str, Any]], current: str) -> Trend:
     def y(v: int) -> float:
         return top + plot_h - plot_h * v / ymax
 
-    every = max(1, -(-len(records) // 6))
-    shown = [i for i in range(len(records)) if i % every == 0 or i == len(records) - 1]
-    if len(shown) > 1 and shown[-1] - shown[-2] < every:
-        del shown[-2]   # keep the newest run's label clear of its neighbour
-    labels = [(x(i), _label(records[i], records[shown[k - 1]] if k else None),
-               records[i].get("run_id") == current, _anchor(i, len(records)))
-              for k, i in enumerate(shown)]
-    now = next((x(i) for i, r in enumerate(records) if r.get("run_id") == current), None)
+    now = next((i for i, r in enumerate(records) if r.get("run_id") == current), None)
+    start = parse_time(records[now].get("started")) if now is not None else None
+    zone = start.tzinfo if start else None   # labels in the current run's offset
     series = []
     for (cls, name, _), vals in zip(TREND_SERIES, values, strict=True):
         points = [(round(x(i), 1), round(y(v), 1), f"{r.get('run_id')}: {v} {name}")
@@ -123,8 +159,10 @@ def trend(records: list[dict[str, Any]], current: str) -> Trend:
         series.append({"cls": cls, "name": name, "points": points,
                        "polyline": " ".join(f"{px},{py}" for px, py, _ in points)})
     return Trend(width, height, left, top, plot_w, plot_h,
-                 [(round(y(step * k), 1), step * k) for k in range(5)], labels, series,
-                 round(now, 1) if now is not None else None)
+                 [(round(y(step * k), 1), step * k) for k in range(5)],
+                 _labels(records, [x(i) for i in range(len(records))], current, zone),
+                 series, round(x(now), 1) if now is not None else None,
+                 iso(start)[19:] if start else "")
 
 
 def _anchor(i: int, n: int) -> str:
@@ -134,10 +172,34 @@ def _anchor(i: int, n: int) -> str:
     return "start" if i == 0 else "end"
 
 
-def _label(record: dict[str, Any], before: dict[str, Any] | None) -> str:
-    """`11-25 01:27` for a run, just `01:27` when the label before it is of the same day."""
-    started = record.get("started", "")
-    if len(started) < 16:
-        return str(record.get("run_id", ""))
-    same_day = before is not None and before.get("started", "")[:10] == started[:10]
-    return started[11:16] if same_day else started[5:16].replace("T", " ")
+def _extent(x: float, anchor: str) -> tuple[float, float]:
+    """Where the widest label at `x` would reach, left and right."""
+    shift = {"start": 0.0, "middle": LABEL_W / 2, "end": LABEL_W}[anchor]
+    return x - shift, x - shift + LABEL_W
+
+
+def _labels(records: list[dict[str, Any]], xs: list[float], current: str,
+            zone: tzinfo | None) -> list[Label]:
+    """The newest run's label, then each older one that fits clear of those kept.
+
+    Times are in `zone`: `11-29 22:56` for a run, `22:56` when the label left
+    of it is of the same day.
+    """
+    n = len(records)
+    kept: list[tuple[int, float]] = []
+    for i in reversed(range(n)):
+        low, high = _extent(xs[i], _anchor(i, n))
+        if not kept or high + LABEL_GAP <= kept[-1][1]:
+            kept.append((i, low))
+    labels: list[Label] = []
+    day: date | None = None
+    for i, _ in reversed(kept):
+        run_id = str(records[i].get("run_id", ""))
+        started = parse_time(records[i].get("started"))
+        text, title = "?", f"{run_id}: started ?"
+        if started is not None:
+            local = started.astimezone(zone)
+            text = local.strftime("%H:%M" if local.date() == day else "%m-%d %H:%M")
+            day, title = local.date(), f"{run_id}: started {iso(started)}"
+        labels.append(Label(xs[i], text, run_id == current, _anchor(i, n), title))
+    return labels
