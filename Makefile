@@ -21,9 +21,15 @@ lab: setup
 	$(VENV)/bin/powernest lab build
 
 # Hosts run side by side (pytest-xdist, one group per host) when there are several.
-XDIST = $(shell $(VENV)/bin/powernest inventory xdist-args $(INVENTORY) --hosts '$(HOSTS)')
+XDIST = $(shell $(VENV)/bin/powernest inventory xdist-args $(INVENTORY) --hosts '$(HOSTS)' \
+	--shard '$(SHARD)')
 HOSTS ?=
-SELECT = --inventory $(INVENTORY) $(if $(HOSTS),--hosts $(HOSTS))
+# One CI job of several: SHARD=K/N drives every N-th host from the K-th (by name) into
+# reports/shard-K, under the RUN_ID all the jobs share; `make report` then joins them.
+SHARD ?=
+RUN_ID ?=
+SELECT = --inventory $(INVENTORY) $(if $(HOSTS),--hosts $(HOSTS)) $(if $(RUN_ID),--run-id $(RUN_ID)) \
+	$(if $(SHARD),--shard $(SHARD) --reports reports/shard-$(firstword $(subst /, ,$(SHARD))))
 
 run: lab
 	$(PYTEST) suites $(SELECT) $(XDIST) $(PYTEST_ARGS)
@@ -42,9 +48,11 @@ test: lab
 bench: lab
 	$(PY) bench/lab_figures.py
 
+# The dashboard of the latest run; with shards (reports/shard-*), first their run RUN_ID
+# (default: each one's newest) joined into reports/<run id>, the run the page shows.
 report: $(VENV)/.installed
-	$(VENV)/bin/powernest report merge reports
-	$(VENV)/bin/powernest report dashboard reports
+	$(if $(wildcard reports/shard-*),$(VENV)/bin/powernest report merge reports/shard-* -o reports \
+	  $(if $(RUN_ID),--run-id $(RUN_ID)),$(VENV)/bin/powernest report dashboard reports)
 
 clean:
 	rm -rf reports $(VENV) .pytest_cache

@@ -165,7 +165,9 @@ def test_killed_controller_leaves_results_and_no_guest(tmp_path: Path, lab: LabI
     interrupted = [e for e in ET.parse(junit).iter("error") if e.get("message") ==
                    "run interrupted"]
     assert len(interrupted) == 1
-    assert "[[ATTACHMENT|consoles/" in junit.read_text()
+    attached = [Path(line.split("|", 1)[1].rstrip("]")) for line in junit.read_text().splitlines()
+                if "[[ATTACHMENT|" in line]
+    assert attached and all(p.is_absolute() and p.is_file() for p in attached)  # run outside cwd
 
 
 def test_flipped_expectation_fails_against_a_real_l1(tmp_path: Path, lab: LabImages,

@@ -1,4 +1,4 @@
-"""Reporting: the JUnit of real runs, merging shards, a strict XPASS, the dashboard.
+"""Reporting: the JUnit of real runs, a strict XPASS, the dashboard (merging: test_shards.py).
 
 The real runs are child pytests of `suites/test_caps.py` (it boots nothing:
 QEMU is started stopped and asked about its caps) on two emulated hosts.
@@ -22,13 +22,12 @@ from click.testing import CliRunner
 from junitparser import JUnitXml, TestSuite
 from lxml import html
 
+from junit_xsd import validate  # junit-10.xsd; <testcase><properties> allowed
 from powernest.cli import main
-from powernest.reporting import dashboard, history, journal, junit, merge
-from powernest.reporting.journal import Case, Run
+from powernest.reporting import dashboard, history, journal
 from sshd import Sshd
 
 REPO = Path(__file__).resolve().parents[1]
-XSD = REPO.parent / "shared" / "schemas" / "junit-10.xsd"
 PYTEST = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider"]
 CHROMIUM = shutil.which("chromium")
 HOSTS = {"p9-tcg": "power9", "p10-tcg": "power10"}
@@ -83,16 +82,6 @@ def caps_run(inventory: Path, reports: Path, run_id: str, *args: str) -> Path:
                         "--inventory", str(inventory), *args)
 
 
-def validate(file: Path) -> None:
-    if not XSD.exists():
-        pytest.skip(f"{XSD} not present")
-    if not shutil.which("xmllint"):
-        pytest.skip("xmllint not installed: install libxml2-utils (`make setup`)")
-    done = subprocess.run(["xmllint", "--noout", "--schema", str(XSD), str(file)],
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
 def names(xml: JUnitXml) -> list[str]:
     return [case.name for suite in xml for case in suite]
 
@@ -124,15 +113,6 @@ def parallel_runs(inventory: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     return reports
 
 
-@pytest.fixture(scope="module")
-def shards(inventory: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A reports directory with one shard per host (`--hosts`)."""
-    reports = tmp_path_factory.mktemp("shards") / "reports"
-    for host in HOSTS:
-        caps_run(inventory, reports, f"shard-{host}", "--hosts", host)
-    return reports
-
-
 # ---- JUnit of a real run ---------------------------------------------------------
 
 def test_parallel_run_has_one_suite_per_host_with_its_own_properties(
@@ -154,84 +134,6 @@ def test_parallel_run_has_one_suite_per_host_with_its_own_properties(
     run = journal.read(parallel_runs / "day1" / journal.JOURNAL)
     assert sorted(found) == sorted(c.name for c in run.cases.values())
     assert xml.tests == len(found) == len(suites["p9-tcg"]) * 2
-
-
-# ---- merge ---------------------------------------------------------------------------
-
-def test_merge_of_two_shards_sums_them(shards: Path, tmp_path: Path) -> None:
-    out = tmp_path / "merged.xml"
-    result = CliRunner().invoke(main, ["report", "merge", str(shards), "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    validate(out)
-    parts = [JUnitXml.fromfile(str(shards / f"shard-{h}" / "junit.xml")) for h in HOSTS]
-    merged = JUnitXml.fromfile(str(out))
-    for attr in ("tests", "failures", "errors"):
-        assert getattr(merged, attr) == sum(getattr(p, attr) for p in parts)
-    found = names(merged)
-    assert len(found) == len(set(found)) == sum(len(names(p)) for p in parts)
-    for suite in merged:
-        props = properties(suite)
-        assert props["host"] == suite.name and props["run_id"] == f"shard-{suite.name}"
-
-
-def test_merging_a_file_twice_drops_the_exact_duplicates(shards: Path, tmp_path: Path) -> None:
-    original = shards / "shard-p9-tcg" / "junit.xml"
-    copy = tmp_path / "copy" / "junit.xml"
-    copy.parent.mkdir()
-    shutil.copy(original, copy)
-    merged = merge.merge(merge.find([original, copy]), tmp_path / "merged.xml")
-    validate(tmp_path / "merged.xml")
-    single = JUnitXml.fromfile(str(original))
-    assert merged.tests == single.tests and sorted(names(merged)) == sorted(names(single))
-
-
-def test_merge_combines_same_named_suites_of_two_runs(parallel_runs: Path,
-                                                      tmp_path: Path) -> None:
-    out = tmp_path / "merged.xml"
-    merged = merge.merge(merge.find([parallel_runs]), out)
-    validate(out)
-    one = JUnitXml.fromfile(str(parallel_runs / "day1" / "junit.xml"))
-    assert {s.name for s in merged} == set(HOSTS)
-    assert one.tests <= merged.tests <= 2 * one.tests
-
-
-def _case(name: str, suite: str, outcome: str, run_id: str, **extra: object) -> Case:
-    props = {"host": "h1", "run_id": run_id, "l0": f"QEMU {run_id}"}
-    return Case(f"suites/test_x.py::{name}", name, "suites.test_x", suite, outcome,
-                properties=props, **extra)  # type: ignore[arg-type]
-
-
-def test_merge_keeps_differing_cases_and_rebases_what_they_point_at(tmp_path: Path) -> None:
-    for run_id, outcome in (("r1", "passed"), ("r2", "failed")):
-        run = Run(run_id, "2026-01-01T00:00:00")
-        for case in (_case("test_a[h1-nested-hv]", "h1/nested-hv", "passed", run_id),
-                     _case("test_b[h1-nested-hv]", "h1/nested-hv", outcome, run_id,
-                           message="boom", attachments=["consoles/l1.log"])):
-            run.cases[case.nodeid] = case
-        (tmp_path / run_id).mkdir()
-        junit.write(run, tmp_path / run_id / "junit.xml")
-    out = tmp_path / "out" / "merged.xml"
-    merged = merge.merge(merge.find([tmp_path]), out)
-    validate(out)
-    (suite,) = list(merged)
-    assert properties(suite) == {"host": "h1"}          # run_id and l0 now differ
-    cases = list(suite)
-    assert [c.name for c in cases] == ["test_a[h1-nested-hv]", "test_b[h1-nested-hv]",
-                                       "test_b[h1-nested-hv]"]
-    assert suite.tests == 3 and suite.failures == 1 and merged.failures == 1
-    assert "[[PROPERTY|run_id=r1]]" in cases[0].system_out
-    assert "[[ATTACHMENT|../r2/consoles/l1.log]]" in cases[2].system_out
-
-
-def test_merge_leaves_out_a_file_that_is_not_junit(shards: Path, tmp_path: Path) -> None:
-    broken = tmp_path / "broken" / "junit.xml"
-    broken.parent.mkdir()
-    broken.write_text("<testsuites><testsuite name='x'>\x1b</testsuite></testsuites>")
-    good = shards / "shard-p9-tcg" / "junit.xml"
-    warnings: list[str] = []
-    merged = merge.merge([broken, good], tmp_path / "merged.xml", warn=warnings.append)
-    assert merged.tests == JUnitXml.fromfile(str(good)).tests
-    assert len(warnings) == 1 and str(broken) in warnings[0]
 
 
 # ---- a known deviation fixed upstream --------------------------------------------

@@ -8,12 +8,13 @@ import signal
 import socket
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import click
 import yaml
 
-from powernest import twins
+from powernest import shard, twins
 from powernest.console import ConsoleError
 from powernest.errors import PowernestError
 from powernest.hcalls import replay
@@ -158,14 +159,17 @@ def inventory_check(file: Path) -> None:
 @inventory.command("xdist-args")
 @click.argument("file", type=click.Path(path_type=Path), default=Path("hosts.yaml"))
 @click.option("--hosts", default="", help="Comma-separated host names (default: all).")
-def inventory_xdist_args(file: Path, hosts: str) -> None:
+@click.option("--shard", "shard_spec", default="", metavar="K/N",
+              help="Only the hosts shard K of N drives (as pytest's --shard).")
+def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     """Print the pytest-xdist options that run the hosts side by side.
 
     One worker per host, at most one per CPU core (an emulated L0 keeps a core
     busy); nothing for a single host, so `make run` stays a plain pytest run.
     """
     try:
-        selected = load_inventory(file).select([n for n in hosts.split(",") if n])
+        selected = shard.hosts_of(load_inventory(file).select([n for n in hosts.split(",") if n]),
+                                  shard.parse(shard_spec))
     except InventoryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
@@ -203,33 +207,68 @@ def report_rebuild(run_dir: Path) -> None:
 
 
 @report.command("merge")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
-@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False),
-              default=Path("reports/merged.xml"), show_default=True,
-              help="Where to write the merged JUnit file.")
-def report_merge(paths: tuple[Path, ...], output: Path) -> None:
-    """Merge the junit.xml of several shards or controllers into one file.
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--run-id", default="",
+              help="The run to take from each shard directory (default: its newest).")
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("reports"), show_default=True,
+              help="The reports directory the merged run and the dashboard go to.")
+@click.option("--attachments-base", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), show_default=True,
+              help="junit.xml's attachment paths are relative to it (the CI workspace).")
+@click.option("--junit-strict", is_flag=True,
+              help="junit.xml valid against Jenkins' junit-10.xsd (as pytest's option).")
+def report_merge(paths: tuple[Path, ...], run_id: str, output: Path, attachments_base: Path,
+                 junit_strict: bool) -> None:
+    """Join the shards of one run into OUTPUT/<run-id>/ and build its dashboard.
 
-    PATHS are junit.xml files or directories; a directory is searched for
-    DIR/junit.xml and DIR/*/junit.xml (default: reports, i.e. every run in it).
-    Suites stay apart per host and API; suites of the same name are combined.
-    A case identical to one already kept (name, classname, outcome, message)
-    is dropped, any other case is kept. Example, two CI shards:
+    PATHS are shard directories (each the --reports of one CI job) or run
+    directories.  From a shard directory the merge takes the run --run-id,
+    else its newest.  The merged run reads like one controller's (journal,
+    junit.xml, the cases' logs) and OUTPUT/latest points at it.  A case seen
+    in two shards with two outcomes is an error in the merged report and
+    makes the exit status 1, as does a shard directory without the run or
+    a shard K/N (--shard) that none of the runs is:
 
     \b
-        powernest report merge shard-a/reports shard-b/reports -o merged.xml
+        pytest suites --shard 1/2 --run-id 42 --reports reports/shard-1   # job 1
+        pytest suites --shard 2/2 --run-id 42 --reports reports/shard-2   # job 2
+        powernest report merge reports/shard-* --run-id 42                # last job
     """
-    files = merge.find(paths or (Path("reports"),))
-    if not files:
-        raise click.ClickException(
-            f"no junit.xml in {', '.join(map(str, paths or ('reports',)))}")
-    left_out: list[str] = []
-    xml = merge.merge(files, output, warn=left_out.append)
-    for line in left_out:
+    run_dirs, problems = [], []
+    for path in paths:
+        try:
+            run_dirs.append(merge.pick(path, run_id))
+        except merge.MergeError as exc:
+            problems.append(f"{exc}: left out")
+    try:
+        merged = merge.merge(run_dirs, output, run_id, base=attachments_base.resolve(),
+                             strict=junit_strict)
+    except merge.MergeError as exc:
+        raise click.ClickException("; ".join([*problems, str(exc)])) from None
+    for part in merged.shards:
+        click.echo(f"shard {part.run_dir}: run {part.run.run_id}, {len(part.run.cases)} "
+                   f"cases, hosts {', '.join(part.run.info.get('hosts', [])) or '-'}")
+    for line in merged.warnings:
         click.echo(f"warning: {line}", err=True)
-    click.echo(f"{output}: {xml.tests} cases in {len(xml)} suites from "
-               f"{len(files) - len(left_out)} files "
-               f"({xml.failures} failures, {xml.errors} errors)")
+    if merged.repeated:
+        click.echo(f"warning: {len(merged.repeated)} cases ran in several shards with one "
+                   f"outcome, kept once (e.g. {merged.repeated[0]}): do the shards overlap?",
+                   err=True)
+    problems += [f"{c.name}: two outcomes: {c.said}" for c in merged.conflicts]
+    problems += [f"shard {spec}: none of the runs merged" for spec in merged.missing]
+    outcomes = Counter(c.outcome for c in merged.run.cases.values())
+    click.echo(f"{merged.run_dir}: {len(merged.run.cases)} cases from {len(merged.shards)} "
+               f"shards ({', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))})")
+    try:
+        click.echo(f"dashboard: {dashboard.build(output, merged.run_dir)}")
+    except FileNotFoundError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in problems:
+        click.echo(f"error: {line}", err=True)
+    if problems:
+        sys.exit(1)
 
 
 @report.command("dashboard")

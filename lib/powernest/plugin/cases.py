@@ -10,15 +10,20 @@ from a cached session fixture) or runs, skips it with its message.
 
 Before its fixtures are torn down (`pytest_runtest_teardown`): attach the
 console logs of the guests it used, their kernels and boot times, and the
-hcalls kvm-hv made so far in its L1 (`l1_hcalls`).
+hcalls kvm-hv made so far in its L1 (`l1_hcalls`).  When a phase raises
+(`pytest_runtest_makereport`), the console log of the guest whose error it
+was (a `ConsoleError` along the exception's chain) is the case's `failed_log`,
+attached first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from pathlib import Path
 
 import pytest
 
+from powernest.console import ConsoleError
 from powernest.errors import Unavailable
 from powernest.guests import L1
 from powernest.hosts import HostSession
@@ -27,6 +32,7 @@ from powernest.l2 import L2Guest
 from powernest.nested import Deviation
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import RunContext, context
+from powernest.reporting.junit import FAILED_LOG
 
 
 def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSession,
@@ -91,6 +97,31 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
                 if value.alive() and (seen := ctx.traces.total(value)):
                     item.user_properties.append(("l1_hcalls", seen))
     return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """Before the phase's report is made: the log of the guest that failed it, if any."""
+    ctx = context(item.config)
+    if ctx is None or call.excinfo is None or any(k == FAILED_LOG
+                                                  for k, _ in item.user_properties):
+        return
+    if (log := failed_log(call.excinfo.value)) is not None:
+        inside = log.is_relative_to(ctx.run_dir)
+        item.user_properties.append(
+            (FAILED_LOG, str(log.relative_to(ctx.run_dir) if inside else log)))
+
+
+def failed_log(exc: BaseException | None) -> Path | None:
+    """The console log of the first `ConsoleError` along `exc`'s causes and contexts
+    (`pytest.fail` in an `except L0Died` block still names the L1's log)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConsoleError) and exc.log is not None:
+            return exc.log
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _record_guest(item: pytest.Item, guest: L1 | L2Guest, level: str,

@@ -1,8 +1,10 @@
 """The journal: every case is on disk as soon as it ends; junit.xml at the end.
 
-Data flow: each case's start and end (and the console logs it used) are
-appended to the run's journal by the controlling process; when the run ends,
-junit.xml and the dashboard are built from the journal alone.
+Data flow: each case's start and end (and the console logs it used, the one
+that failed it first) are appended to the run's journal by the controlling
+process; when the run ends, junit.xml (attachments relative to
+`--attachments-base`, `--junit-strict` for junit-10.xsd) and the dashboard
+are built from the journal alone.
 """
 
 from __future__ import annotations
@@ -126,6 +128,8 @@ class JournalWriter:
         outcome, decisive = _outcome(reports)
         props = {k: str(v) for r in reports for k, v in r.user_properties if k != "attachment"}
         attached = [str(v) for r in reports for k, v in r.user_properties if k == "attachment"]
+        if junit.FAILED_LOG in props:    # the log of the guest that failed it comes first
+            attached.insert(0, props[junit.FAILED_LOG])
         details = "" if outcome in ("passed", "skipped") else str(decisive.longreprtext)
         journal.append(self.ctx.journal, "end", nodeid=reports[0].nodeid, outcome=outcome,
                        duration=round(sum(r.duration for r in reports), 3),
@@ -136,7 +140,9 @@ class JournalWriter:
         if self.ctx.journal.exists():
             self.junit = junit.write(journal.read(self.ctx.journal),
                                      self.ctx.run_dir / "junit.xml",
-                                     hostname=socket.gethostname())
+                                     hostname=socket.gethostname(),
+                                     base=self.ctx.attachments_base,
+                                     strict=self.ctx.junit_strict)
             try:
                 self.dashboard = dashboard.build(self.ctx.run_dir.parent, self.ctx.run_dir)
             except Exception as exc:  # the page is a convenience: the run's result stands

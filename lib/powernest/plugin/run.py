@@ -117,7 +117,7 @@ def start_run(config: pytest.Config) -> None:
     if workerinput is None:
         journal.append(ctx.journal, "run", run_id=run_id, inventory=str(path),
                        hosts=[h.name for h in hosts], controller=socket.gethostname(),
-                       started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                       started=journal.now(), shard=config.getoption("shard"))
         _point_latest(reports, ctx.run_dir)
         config.pluginmanager.register(JournalWriter(ctx), "powernest-journal")
         config.pluginmanager.register(XdistController(run_id), "powernest-xdist")

@@ -2,9 +2,10 @@
 
 Events: `run` (once, at start: run id, hosts), `start` (a case began),
 `attach` (a console log now belongs to a case), `end` (a case finished, with
-its outcome).  A case with a `start` and no `end` was interrupted.  The
-journal is the source of truth for junit.xml, so a run killed mid-case still
-yields a complete report (`powernest report rebuild`).
+its outcome); each has its `time`, ISO 8601 with the UTC offset (older
+journals have none).  A case with a `start` and no `end` was interrupted.
+The journal is the source of truth for junit.xml, so a run killed mid-case
+still yields a complete report (`powernest report rebuild`).
 """
 
 from __future__ import annotations
@@ -13,15 +14,23 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 JOURNAL = "results.jsonl"
 
 
+def now() -> str:
+    """This moment, ISO 8601 in local time with the UTC offset: every event's `time`,
+    the `run` event's `started`."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 def append(journal: Path, event: str, **data: Any) -> None:
-    """Append one event as a single write, flushed and synced to disk."""
-    line = json.dumps({"event": event, **data}, sort_keys=True) + "\n"
+    """Append one event, with its `time` (`now()`) unless `data` has one, as a single
+    write, flushed and synced to disk."""
+    line = json.dumps({"event": event, "time": now(), **data}, sort_keys=True) + "\n"
     fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

@@ -1,10 +1,19 @@
-"""JUnit XML from a results journal, valid against the Jenkins xUnit schema.
+"""JUnit XML from a results journal, for Jenkins and GitLab.
 
 One `<testsuite>` per host and API (GitLab and Jenkins keep them apart), with
-the properties all its cases share; properties that differ between cases and
-the console logs go into each case's short `system-out` as
-`[[PROPERTY|name=value]]` and `[[ATTACHMENT|path]]` lines (the schema allows
-no properties on a testcase).  Logs stay files; only their paths are written.
+the properties all its cases share and a `timestamp` in UTC with its offset.
+Each case carries its own properties in `<testcase><properties>`, as pytest
+writes them and Jenkins' `keepProperties` reads them; with `strict`, the
+output stays valid against Jenkins' junit-10.xsd, which has no properties on a
+testcase: those differing from the suite's become `[[PROPERTY|name=value]]`
+lines in the case's `system-out`.
+
+Console logs stay files: `[[ATTACHMENT|path]]` lines in `system-out` name
+them, relative to `base` (the CI workspace, where Jenkins' attachments plugin
+and GitLab's artifact links resolve them), the log of the guest whose error
+failed the case first (GitLab shows only the first).  A `<failure>`,
+`<error>` or `<skipped>` text starts with its message (GitLab shows only the
+text, Jenkins the message apart), then the details.
 """
 
 from __future__ import annotations
@@ -14,19 +23,53 @@ import re
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from powernest.reporting.journal import Case, Run
 
 INTERRUPTED = "run interrupted"
+FAILED_LOG = "failed_log"   # the case property naming the log of the guest that failed it
 _MAX_DETAILS = 20000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ATTACHMENT = re.compile(r"\[\[ATTACHMENT\|(.+?)\]\]")
+_NO_MESSAGE = {"skipped": "skipped", "xfailed": "expected failure"}
 
 
 def clean(text: str) -> str:
     """Console text made fit for XML 1.0: terminal escapes and control characters go."""
     return _NOT_XML.sub("", _ANSI.sub("", text))
+
+
+def utc(stamp: str) -> str:
+    """An ISO 8601 time in UTC with its offset: `2026-11-30T00:45:24+00:00`.
+
+    A time without an offset (journals before run.py recorded one) is the
+    controller's local time, read in this machine's time zone; text that is no
+    time is returned as it is.
+    """
+    try:
+        when = datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def attachment_path(path: Path, base: Path) -> str:
+    """How a junit.xml names the file `path` for a CI whose workspace is `base`.
+
+    Relative to `base` when the file is under it (links such as
+    `reports/latest` resolved, else as named); otherwise absolute: Jenkins'
+    attachments plugin resolves `workspace.child(path)`, which takes an
+    absolute path as it is, while GitLab's artifact links only reach files
+    under the project directory, so only the first form opens in both.
+    """
+    for file, root in ((path.resolve(), base.resolve()),
+                       (Path(os.path.abspath(path)), Path(os.path.abspath(base)))):
+        if file.is_relative_to(root):
+            return file.relative_to(root).as_posix()
+    return str(path.resolve())
 
 
 def _counts(cases: list[Case]) -> dict[str, str]:
@@ -45,34 +88,74 @@ def shared_properties(cases: Sequence[Mapping[str, str]]) -> dict[str, str]:
     return common
 
 
-def _testcase(case: Case, shared: dict[str, str]) -> ET.Element:
-    el = ET.Element("testcase", name=case.name, classname=case.classname,
-                    time=f"{case.duration:.3f}")
-    details = clean(case.details[-_MAX_DETAILS:])
-    message = clean(case.message)
+def _body(message: str, details: str) -> str:
+    """A result's text: the message, then the details (unless they are just that)."""
+    details = clean(details[-_MAX_DETAILS:]).strip("\n")
+    if not details or details == message:
+        return message
+    return f"{message}\n\n{details}" if message else details
+
+
+def _result(case: Case) -> ET.Element | None:
+    message = clean(case.message) or _NO_MESSAGE.get(case.outcome, "")
     if case.outcome == "failed":
         kind = "l0-died" if "l0_died" in case.properties else "failure"
-        ET.SubElement(el, "failure", message=message, type=kind).text = details
+        tag, details = "failure", case.details
     elif case.outcome == "error":
-        ET.SubElement(el, "error", message=message, type="error").text = details
+        tag, kind, details = "error", "error", case.details
     elif case.outcome == "interrupted":
-        ET.SubElement(el, "error", message=INTERRUPTED, type="interrupted").text = (
-            "The run ended while this case was running (controller killed or lost); "
-            "its console logs are attached.")
+        tag, kind, message = "error", "interrupted", INTERRUPTED
+        details = ("The run ended while this case was running (controller killed or lost); "
+                   "its console logs are attached.")
     elif case.outcome == "skipped":
-        ET.SubElement(el, "skipped", message=message, type="skipped")
+        tag, kind, details = "skipped", "skipped", ""
     elif case.outcome == "xfailed":
-        ET.SubElement(el, "skipped", message=message, type="known-deviation").text = details
+        tag, kind, details = "skipped", "known-deviation", case.details
+    else:
+        return None
+    el = ET.Element(tag, message=message, type=kind)
+    el.text = _body(message, details)
+    return el
+
+
+def _attachments(case: Case, run_dir: Path, base: Path) -> list[str]:
+    """The case's files as the CI finds them, the log that failed it first."""
+    first = case.properties.get(FAILED_LOG)
+    ordered = sorted(case.attachments, key=lambda p: p != first)
+    return [attachment_path(run_dir / p, base) for p in ordered]
+
+
+def _testcase(case: Case, shared: dict[str, str], run_dir: Path, base: Path,
+              strict: bool) -> ET.Element:
+    el = ET.Element("testcase", name=case.name, classname=case.classname,
+                    time=f"{case.duration:.3f}")
+    if not strict and case.properties:
+        _properties(el, case.properties)
+    if (result := _result(case)) is not None:
+        el.append(result)
     lines = [f"[[PROPERTY|{k}={clean(v)}]]" for k, v in sorted(case.properties.items())
-             if shared.get(k) != v]
-    lines += [f"[[ATTACHMENT|{p}]]" for p in case.attachments]
+             if strict and shared.get(k) != v]
+    lines += [f"[[ATTACHMENT|{p}]]" for p in _attachments(case, run_dir, base)]
     if lines:
         ET.SubElement(el, "system-out").text = "\n".join(lines) + "\n"
     return el
 
 
-def build(run: Run, hostname: str = "") -> ET.ElementTree:
-    """The JUnit tree of a run: a suite per `case.suite`, in first-seen order."""
+def _properties(parent: ET.Element, properties: Mapping[str, str]) -> None:
+    props = ET.SubElement(parent, "properties")
+    for k, v in sorted(properties.items()):
+        ET.SubElement(props, "property", name=k, value=clean(v))
+
+
+def build(run: Run, hostname: str = "", *, run_dir: Path, base: Path | None = None,
+          strict: bool = False) -> ET.ElementTree:
+    """The JUnit tree of a run: a suite per `case.suite`, in first-seen order.
+
+    The journal's attachments are relative to `run_dir`; they are written
+    relative to `base` (default: the current directory, as pytest's
+    `--attachments-base`).  `strict`: valid against junit-10.xsd.
+    """
+    base = Path.cwd() if base is None else base
     suites: dict[str, list[Case]] = defaultdict(list)
     for case in run.cases.values():
         suites[case.suite or "powernest"].append(case)
@@ -82,23 +165,67 @@ def build(run: Run, hostname: str = "") -> ET.ElementTree:
     for key in ("tests", "failures", "errors", "time"):
         root.set(key, counts[key])
     for name, cases in suites.items():
-        attrs = {"name": name, "timestamp": run.started, "hostname": hostname,
-                 "id": run.run_id, **_counts(cases)}
+        stamp = {"timestamp": utc(run.started)} if run.started else {}
+        attrs = {"name": name, **stamp, "hostname": hostname, "id": run.run_id,
+                 **_counts(cases)}
         suite = ET.SubElement(root, "testsuite", attrs)
         shared = shared_properties([c.properties for c in cases])
         if shared:
-            props = ET.SubElement(suite, "properties")
-            for k, v in sorted(shared.items()):
-                ET.SubElement(props, "property", name=k, value=clean(v))
+            _properties(suite, shared)
         for case in cases:
-            suite.append(_testcase(case, shared))
+            suite.append(_testcase(case, shared, run_dir, base, strict))
     ET.indent(root)
     return ET.ElementTree(root)
 
 
-def write(run: Run, path: Path, hostname: str = "") -> Path:
-    """Write junit.xml atomically (a reader never sees half a file)."""
+def write(run: Run, path: Path, hostname: str = "", *, base: Path | None = None,
+          strict: bool = False) -> Path:
+    """Write junit.xml atomically (a reader never sees half a file).
+
+    `path` is in the run directory, which the journal's attachments are relative to.
+    """
     tmp = path.with_suffix(".xml.tmp")
-    build(run, hostname).write(tmp, encoding="utf-8", xml_declaration=True)
+    build(run, hostname, run_dir=path.parent, base=base, strict=strict).write(
+        tmp, encoding="utf-8", xml_declaration=True)
     os.replace(tmp, path)
     return path
+
+
+def check_ci(path: Path, workspace: Path) -> list[str]:
+    """What Jenkins or GitLab would miss in the JUnit file `path` of a job in `workspace`.
+
+    An attachment that is not a file at `workspace.child(path)` (Jenkins'
+    rule), or one outside the workspace (GitLab cannot link it); a result
+    without text, or whose text does not start with its message (GitLab shows
+    only the text); a suite timestamp without a UTC offset.
+    """
+    problems = []
+    for suite in ET.parse(path).getroot().iter("testsuite"):
+        stamp = suite.get("timestamp")
+        if stamp and not _has_offset(stamp):
+            problems.append(f"{suite.get('name')}: timestamp {stamp} has no UTC offset")
+        for case in suite.findall("testcase"):
+            where = f"{suite.get('name')}: {case.get('name')}"
+            for result in case:
+                if result.tag not in ("failure", "error", "skipped"):
+                    continue
+                text, message = result.text or "", result.get("message") or ""
+                if not text.strip():
+                    problems.append(f"{where}: <{result.tag}> has no text")
+                elif not text.startswith(message):
+                    problems.append(f"{where}: <{result.tag}> text does not start with "
+                                    f"its message {message[:80]!r}")
+            for attachment in _ATTACHMENT.findall(case.findtext("system-out") or ""):
+                name = attachment.partition("|")[0]
+                if not (workspace / name).is_file():
+                    problems.append(f"{where}: attachment {name} is no file in {workspace}")
+                elif Path(name).is_absolute() or ".." in Path(name).parts:
+                    problems.append(f"{where}: attachment {name} is outside the workspace")
+    return problems
+
+
+def _has_offset(stamp: str) -> bool:
+    try:
+        return datetime.fromisoformat(stamp).tzinfo is not None
+    except ValueError:
+        return False
