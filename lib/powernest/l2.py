@@ -48,6 +48,9 @@ L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
 # banner by then is stuck, not slow.
 L2_REBOOT_TIMEOUT = 45.0
 POLL_INTERVAL = 0.5
+# Each console byte costs the L1 an exit; warnings, crash traces and errors still show
+# (the boot lines the verbs read, the L2 init prints from its kernel log).
+L2_APPEND = "console=hvc0 loglevel=5"
 _B64 = re.compile(r"[A-Za-z0-9+/]+=*")
 _MD5 = re.compile(r"^[0-9a-f]{32}  ")
 # KVM-HV's register dump for a vCPU exit it cannot handle (kvmppc_dump_regs, then the
@@ -96,7 +99,7 @@ class L2Guest:
               machine: Sequence[str] = (), **spec: Any) -> L2Guest:
         """An L2 spec with the L1's defaults and `machine` properties, overridden by `spec`."""
         name = l1.next_l2_name()
-        base = GuestSpec(name=name, accel="kvm", cpu="host", memory="512M",
+        base = GuestSpec(name=name, accel="kvm", cpu="host", memory="512M", append=L2_APPEND,
                          machine_props=("cap-hpt-max-page-size=4k", *machine),
                          console_pipe=f"/tmp/{name}", pidfile=f"/tmp/{name}.pid",
                          daemonize=True, **l1.l2_defaults())
