@@ -259,7 +259,9 @@ def test_a_merge_replaces_its_previous_self_but_never_a_run(tmp_path: Path) -> N
 
 def test_xdist_args_count_the_shards_hosts(tmp_path: Path) -> None:
     (tmp_path / "hosts.yaml").write_text(
-        "hosts:\n" + "".join(f"  - {{name: h{i}, kind: tcg, cpu: power9}}\n" for i in range(5)))
+        "hosts:\n" + "".join(f"  - {{name: h{i}, kind: tcg, cpu: power9, apis: [nested-hv]}}\n"
+                             for i in range(5))
+        + "  - {name: both, kind: tcg, cpu: power9}\n")
 
     def args(*extra: str) -> str:
         done = CliRunner().invoke(main, ["inventory", "xdist-args", str(tmp_path / "hosts.yaml"),
@@ -268,8 +270,11 @@ def test_xdist_args_count_the_shards_hosts(tmp_path: Path) -> None:
         return done.output.strip()
 
     cores = os.cpu_count() or 1
-    assert args("--shard", "1/2") == (f"-n {min(3, cores)} --dist loadgroup" if cores > 1 else "")
-    assert args("--shard", "2/4") == ""                    # one host: a plain pytest run
+    assert args("--hosts", "h0,h1,h2,h3,h4", "--shard", "1/2") == (
+        f"-n {min(3, cores)} --dist loadgroup" if cores > 1 else "")
+    assert args("--hosts", "h0,h1,h2,h3,h4", "--shard", "2/4") == ""   # one target: plain
+    # the two targets of one host run side by side (kinds.run_group)
+    assert args("--hosts", "both") == ("-n 2 --dist loadgroup" if cores > 1 else "")
     assert args("--hosts", "h1,h2,h3", "--shard", "3/3") == ""
     bad = CliRunner().invoke(main, ["inventory", "xdist-args", str(tmp_path / "hosts.yaml"),
                                     "--shard", "3/2"])

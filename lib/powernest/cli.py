@@ -19,7 +19,7 @@ from powernest.console import ConsoleError
 from powernest.errors import PowernestError
 from powernest.hcalls import replay
 from powernest.inventory import CPU_MODELS, InventoryError, Kind, load_inventory
-from powernest.kinds import kind_of
+from powernest.kinds import kind_of, run_group
 from powernest.lab import LabBuildError, build_lab
 from powernest.reporting import dashboard, journal, junit, merge
 
@@ -164,8 +164,10 @@ def inventory_check(file: Path) -> None:
 def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     """Print the pytest-xdist options that run the hosts side by side.
 
-    One worker per host, at most one per CPU core (an emulated L0 keeps a core
-    busy); nothing for a single host, so `make run` stays a plain pytest run.
+    One worker per group of cases that can run side by side (a target where the
+    suite boots the L1s, an LPAR: `kinds.run_group`), at most one per CPU core (an
+    emulated L0 keeps a core busy); nothing for one group, so such a run stays a
+    plain pytest run.
     """
     try:
         selected = shard.hosts_of(load_inventory(file).select([n for n in hosts.split(",") if n]),
@@ -173,7 +175,8 @@ def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     except InventoryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    workers = min(len(selected), os.cpu_count() or 1)
+    groups = {run_group(h, t) for h in selected for t in kind_of(h).targets(h)}
+    workers = min(len(groups), os.cpu_count() or 1)
     if workers > 1:
         click.echo(f"-n {workers} --dist loadgroup")
 

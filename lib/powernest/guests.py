@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from powernest import naming
+from powernest import naming, schedstat
 from powernest.console import (
     NOTE,
     Console,
@@ -264,6 +264,7 @@ class L1Guest(L1Commands):
             self.console.close()
         if self.spec.pidfile:
             kill_pidfile(self.host, self.spec.pidfile)
+            self.host.run(["rm", "-f", self._samples])
         self.host.run(["rm", "-f", checkpoint])
         with self.log_path.open("a") as log:
             log.write(f"\n{NOTE}checkpoint {checkpoint} not used ({problem}); booting\n")
@@ -271,6 +272,17 @@ class L1Guest(L1Commands):
     def _spawn(self, spec: GuestSpec) -> None:
         self.console = Console(self.host.spawn(spec.argv()), self.log_path, spec.name)
         self.console.proc.logfile_read.write(f"# {quote(spec.argv())}\n")
+        if spec.pidfile:
+            schedstat.start(self.host, spec.pidfile, self._samples)
+
+    @property
+    def _samples(self) -> str:
+        return f"/tmp/{self.spec.name}.sched"
+
+    def l0_wait(self, seconds: float) -> schedstat.Wait | None:
+        """The longest a thread of this L1's QEMU waited for a host CPU in any window of
+        the last `seconds` (see `powernest.schedstat`)."""
+        return schedstat.worst_wait(schedstat.read(self.host, self._samples, seconds), seconds)
 
     def wait_ready(self, timeout: float) -> None:
         """Wait for a (re)booted L1 kernel's banner and take over its shell."""
@@ -357,3 +369,4 @@ class L1Guest(L1Commands):
             self.console.close()
         if self.spec.pidfile:
             kill_pidfile(self.host, self.spec.pidfile)
+            self.host.run(["rm", "-f", self._samples])

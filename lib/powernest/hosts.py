@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from powernest import lease, naming, qemu
 from powernest.inventory import Host, InventoryError, Ssh
@@ -78,6 +79,7 @@ class HostSession:
     lease_timeout: float = 0.0
     lease: Lease | None = None
     busy: str = ""            # why this run may not use the host (leased by another run)
+    took_over: str = ""       # the previous holder of the lease, gone without releasing it
     reaped: list[str] = field(default_factory=list)
     kexecs: int = 0           # kernels this run made the host exec (wait_for_new_boot)
     _staged: dict[Path, str] = field(default_factory=dict, repr=False)
@@ -85,20 +87,33 @@ class HostSession:
     _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, host: Host, run_id: str, lease_timeout: float) -> HostSession:
+    def open(cls, host: Host, run_id: str, lease_timeout: float,
+             leased: dict[str, Any] | None = None) -> HostSession:
         """Connect, probe the L0, take the host's lease (or note who holds it), reap
-        stale guests."""
+        stale guests.  `leased`: the run's controller did that for this worker, and
+        this is its `lease_note()` (or why it could not open the host)."""
+        if leased is not None and "error" in leased:
+            raise ShellError(f"{host.name}: {leased['error']}")
         shell = shell_for(host)
         binary = resolve_qemu(host)
         session = cls(host, shell, binary, kind_of(host).probe(shell, binary), run_id,
                       lease_timeout)
+        if leased is not None:
+            session.busy, session.took_over = leased["busy"], leased["took_over"]
+            session.reaped = list(leased["reaped"])
+            return session
         try:
             session.lease = lease.acquire(shell, host.name, run_id, lease_timeout)
         except lease.LeaseBusy as exc:
             session.busy = str(exc)
             return session
+        session.took_over = session.lease.took_over
         session.reaped = lease.reap(shell, host.name, run_id)
         return session
+
+    def lease_note(self) -> dict[str, Any]:
+        """What taking the lease found, for the workers of the run that holds it."""
+        return {"busy": self.busy, "took_over": self.took_over, "reaped": self.reaped}
 
     @property
     def kind(self) -> HostKind:

@@ -176,3 +176,12 @@ _KINDS: dict[Kind, HostKind] = {k.kind: k() for k in (TcgKind, KvmKind, PowervmK
 def kind_of(host: Host) -> HostKind:
     """The kind of `host`, chosen once for all that is done with it."""
     return _KINDS[host.kind]
+
+
+def run_group(host: Host, target: Target | None) -> str:
+    """The cases that must run in one process: a target's, where the suite boots its
+    L1s (they share them; a host's targets are independent); all of an LPAR's (the one
+    L1 of every target); a host's own cases (no target)."""
+    if target is None or kind_of(host).lacks(Ability.BOOTS_L1, host):
+        return host.name
+    return target.id

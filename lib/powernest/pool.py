@@ -118,6 +118,10 @@ class GuestPool:
         guest.start()
         return guest
 
+    def running_l1s(self) -> list[L1Guest]:
+        """The L1s this pool started that still run."""
+        return [g for g in self._guests if isinstance(g, L1Guest) and g.alive()]
+
     def stop(self, guest: L1 | L2Guest) -> None:
         guest.stop()
         self.forget(guest)

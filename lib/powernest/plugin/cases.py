@@ -13,17 +13,21 @@ console logs of the guests it used, their kernels and boot times, and the
 hcalls kvm-hv made so far in its L1 (`l1_hcalls`).  When a phase raises
 (`pytest_runtest_makereport`), the console log of the guest whose error it
 was (a `ConsoleError` along the exception's chain) is the case's `failed_log`,
-attached first.
+attached first; and for cases with L1s, the longest their L0 QEMUs waited for a
+host CPU (`l0_cpu_wait_s`): a lockup, a stall or a timeout while an L0 was
+starved (`schedstat.STARVED`) is the infrastructure's error, `l0_starved`,
+not the product's failure.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
-from powernest.console import ConsoleError
+from powernest.console import ConsoleError, ConsoleTimeout
 from powernest.errors import Unavailable
 from powernest.guests import L1
 from powernest.hosts import HostSession
@@ -32,7 +36,13 @@ from powernest.l2 import L2Guest
 from powernest.nested import Deviation
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import RunContext, context
+from powernest.pool import GuestPool
 from powernest.reporting.junit import FAILED_LOG
+from powernest.shell import CommandTimeout
+
+_STARTED = pytest.StashKey[float]()
+# what a starved L0 shows in its guests: their watchdogs fire (console.FAILURES' names)
+_STARVATION_SIGNS = ("soft lockup", "hard lockup", "RCU stall")
 
 
 def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSession,
@@ -48,6 +58,7 @@ def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSe
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     ctx = context(item.config)
+    item.stash[_STARTED] = time.monotonic()
     if ctx is not None:
         ctx.current["nodeid"] = item.nodeid
         _before(item, ctx)
@@ -63,8 +74,8 @@ def _before(item: pytest.Item, ctx: RunContext) -> None:
         return
     session = ctx.sessions.get_session(host)
     item.user_properties.append(("l0", session.l0.description))
-    if session.lease and session.lease.took_over:
-        item.user_properties.append(("lease_taken_over_from", session.lease.took_over))
+    if session.took_over:
+        item.user_properties.append(("lease_taken_over_from", session.took_over))
     if session.reaped:
         item.user_properties.append(("reaped_stale_guests", " ".join(session.reaped)))
     target = target_of(item)
@@ -101,7 +112,10 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
-    """Before the phase's report is made: the log of the guest that failed it, if any."""
+    """Before the phase's report is made: how long its L0s waited for a CPU, and the log
+    of the guest that failed it, if any."""
+    if call.when == "call":
+        _record_l0_wait(item, call)
     ctx = context(item.config)
     if ctx is None or call.excinfo is None or any(k == FAILED_LOG
                                                   for k, _ in item.user_properties):
@@ -110,6 +124,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         inside = log.is_relative_to(ctx.run_dir)
         item.user_properties.append(
             (FAILED_LOG, str(log.relative_to(ctx.run_dir) if inside else log)))
+
+
+def _record_l0_wait(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    pool = getattr(item, "funcargs", {}).get("pool")
+    if not isinstance(pool, GuestPool) or _STARTED not in item.stash:
+        return
+    seconds = time.monotonic() - item.stash[_STARTED]
+    waits = [w for l1 in pool.running_l1s() if (w := l1.l0_wait(seconds)) is not None]
+    worst = max(waits, key=lambda w: w.seconds, default=None)
+    if worst is None:
+        return
+    item.user_properties.append(("l0_cpu_wait_s", round(worst.seconds, 1)))
+    if worst.starved and call.excinfo is not None and _starvation_sign(call.excinfo.value):
+        item.user_properties.append(("l0_starved", worst.describe()))
+
+
+def _starvation_sign(exc: BaseException | None) -> bool:
+    """Whether a failure is what a starved L0 causes: a guest lockup or stall (on a
+    console, or found in a kernel log), or a wait that ran out."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ConsoleTimeout | CommandTimeout) or any(
+                sign in str(exc) for sign in _STARVATION_SIGNS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def failed_log(exc: BaseException | None) -> Path | None:

@@ -3,9 +3,11 @@
 Cases that take a `target` are parametrized by host x API (and, with a
 `per_target` marker, jointly with values that depend on the target), cases
 that take a `host` by host, so that every test id starts with the host.  Each case is
-marked with its API and grouped by host for pytest-xdist (`--dist
-loadgroup`); and cases that kexec an L1 shared by the host's other cases (an
-LPAR is its own one L1) run after them.  (Whether a case can run on its host
+marked with its API and grouped for pytest-xdist (`--dist loadgroup`): by
+target where the suite boots the L1s (a target's cases share its L1s, the
+targets of one host are independent, so they spread over the workers), by host
+on an LPAR, the one L1 of all its targets; and cases that kexec an L1 shared by
+the host's other cases run after them.  (Whether a case can run on its host
 is decided as it starts: `cases.py`.)
 """
 
@@ -16,7 +18,7 @@ from collections.abc import Generator
 import pytest
 
 from powernest.inventory import Host
-from powernest.kinds import Ability, Target, kind_of
+from powernest.kinds import Ability, Target, kind_of, run_group
 from powernest.plugin.run import context
 
 
@@ -65,8 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
         host = host_of(item)
         if host is None:
             continue
-        item.add_marker(pytest.mark.xdist_group(host.name))
-        if target := target_of(item):
+        target = target_of(item)
+        item.add_marker(pytest.mark.xdist_group(run_group(host, target)))
+        if target:
             item.add_marker(getattr(pytest.mark, target.api.marker))
     yield
     items.sort(key=_replaces_a_shared_l1)   # stable: every other order is kept

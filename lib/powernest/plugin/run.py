@@ -33,16 +33,22 @@ _CTX = pytest.StashKey["RunContext"]()
 
 
 class HostSessions(dict[str, HostSession]):
-    """The run's connected hosts, opened (and leased) on first use."""
+    """The run's connected hosts, opened (and leased) on first use.
 
-    def __init__(self, run_id: str, lease_timeout: float) -> None:
+    Under pytest-xdist the controller holds the leases (`leased`: what it found,
+    per host), so that several workers can drive one host's targets."""
+
+    def __init__(self, run_id: str, lease_timeout: float,
+                 leased: dict[str, dict[str, Any]] | None = None) -> None:
         super().__init__()
         self.run_id = run_id
         self.lease_timeout = lease_timeout
+        self.leased = leased
 
     def get_session(self, host: Host) -> HostSession:
         if host.name not in self:
-            self[host.name] = HostSession.open(host, self.run_id, self.lease_timeout)
+            note = None if self.leased is None else self.leased[host.name]
+            self[host.name] = HostSession.open(host, self.run_id, self.lease_timeout, note)
         return self[host.name]
 
     def close(self) -> None:
@@ -64,8 +70,10 @@ class RunContext:
     current: dict[str, str] = field(default_factory=dict)  # the case running in this process
     traces: HcallTraces = field(default_factory=HcallTraces)
 
+    leased: dict[str, dict[str, Any]] | None = None   # a worker's: what the controller found
+
     def __post_init__(self) -> None:
-        self.sessions = HostSessions(self.run_id, self.lease_timeout)
+        self.sessions = HostSessions(self.run_id, self.lease_timeout, self.leased)
 
     @property
     def journal(self) -> Path:
@@ -109,7 +117,8 @@ def start_run(config: pytest.Config) -> None:
     base = _invocation_path(config, config.getoption("attachments_base") or ".")
     ctx = RunContext(run_id, reports / run_id, inventory, hosts,
                      config.getoption("lease_timeout"), base.resolve(),
-                     config.getoption("junit_strict"))
+                     config.getoption("junit_strict"),
+                     leased=(workerinput or {}).get("powernest_leased"))
     config.stash[_CTX] = ctx
     if config.getoption("collectonly"):
         return
@@ -120,21 +129,30 @@ def start_run(config: pytest.Config) -> None:
                        started=journal.now(), shard=config.getoption("shard"))
         _point_latest(reports, ctx.run_dir)
         config.pluginmanager.register(JournalWriter(ctx), "powernest-journal")
-        config.pluginmanager.register(XdistController(run_id), "powernest-xdist")
+        config.pluginmanager.register(XdistController(ctx), "powernest-xdist")
     # A terminated controller still runs fixture teardown: guests are killed.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
 
 
 class XdistController:
-    """pytest-xdist: every worker joins the controller's run."""
+    """pytest-xdist: every worker joins the controller's run, and the controller holds
+    the hosts' leases for them (taken before the first worker starts, released when
+    the session ends), so a host's targets can run in several workers."""
 
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput["powernest_run_id"] = self.run_id
+        node.workerinput["powernest_run_id"] = self.ctx.run_id
+        node.workerinput["powernest_leased"] = {h.name: self._note(h) for h in self.ctx.hosts}
+
+    def _note(self, host: Host) -> dict[str, Any]:
+        try:
+            return self.ctx.sessions.get_session(host).lease_note()
+        except Exception as exc:   # unreachable: each of its cases fails with this
+            return {"error": f"{type(exc).__name__}: {exc}"}
 
 
 def _point_latest(reports: Path, run_dir: Path) -> None:

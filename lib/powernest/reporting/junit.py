@@ -102,7 +102,8 @@ def _result(case: Case) -> ET.Element | None:
         kind = "l0-died" if "l0_died" in case.properties else "failure"
         tag, details = "failure", case.details
     elif case.outcome == "error":
-        tag, kind, details = "error", "error", case.details
+        kind = "infrastructure" if "l0_starved" in case.properties else "error"
+        tag, details = "error", case.details
     elif case.outcome == "interrupted":
         tag, kind, message = "error", "interrupted", INTERRUPTED
         details = ("The run ended while this case was running (controller killed or lost); "
