@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from powernest import l2 as l2_module
 from powernest.console import ConsoleClosed
 from powernest.guests import L1
 from powernest.hosts import HostSession
@@ -23,6 +24,8 @@ from powernest.l2 import L2_READY, L2Guest, L2WontRun
 from powernest.lab import LabImages
 from powernest.nested import API
 from powernest.pool import GuestPool
+from powernest.qemu import GuestSpec
+from powernest.shell import Result
 
 BOOT_TIMEOUT = 240.0
 # KVM-HV's dump as the issue measured it on an L0 that refused H_ENTER_NESTED's state
@@ -84,3 +87,30 @@ def test_an_earlier_dump_is_not_this_l2s(l1: L1, tmp_path: Path) -> None:
         assert l2.runs_under_kvm()
     finally:
         l2.stop()
+
+
+class NoisyL1:
+    """An L1 whose console shows its kernel's own messages between a command's lines."""
+
+    name = "noisy"
+
+    def __init__(self, output: str) -> None:
+        self.output = output
+
+    def run(self, argv: object, timeout: float | None = None, check: bool = False) -> Result:
+        return Result("check", 0, self.output)
+
+
+def test_kernel_lines_between_the_output_are_not_a_dump(tmp_path: Path) -> None:
+    """Under v2 the L1 prints at each L2 vCPU start; on its console that text may stand
+    between the check's lines, and must not read as the check's finding."""
+    noise = "[   64.004799] KVM-NESTEDv2: couldn't register the L2 VPA (rc=-56)\n"
+    l2 = L2Guest(NoisyL1(noise + l2_module._RUNNING + "\n" + noise),   # type: ignore[arg-type]
+                 GuestSpec(name="l2-x", kernel="k", pidfile="/tmp/x.pid"), tmp_path / "x.log", 5)
+    l2.poll = lambda: ""   # type: ignore[method-assign]  # no console to fetch here
+    l2._check_alive("x")   # running, no dump: no exception
+    dumped = NoisyL1(noise + l2_module._RUNNING + "\n" + l2_module._DUMPED + DUMP[-1] + "\n")
+    l2.l1 = dumped   # type: ignore[assignment]
+    with pytest.raises(L2WontRun) as failure:
+        l2._check_alive("x")
+    assert DUMP[-1] in str(failure.value) and "VPA" not in str(failure.value)

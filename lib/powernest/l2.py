@@ -57,6 +57,7 @@ _MD5 = re.compile(r"^[0-9a-f]{32}  ")
 # `trap=... | pc=... | msr=...` line of kvmppc_handle_exit_hv): the L2 is not running.
 KVM_VCPU_DUMP = r"vcpu [0-9a-fx]+ \([0-9]+\):|trap=0x[0-9a-f]+ \| pc=0x"
 _RUNNING = "__PN_RUNNING"
+_DUMPED = "__PN_KVM_SAID: "
 
 
 class L2WontRun(ConsoleError):
@@ -186,17 +187,21 @@ class L2Guest:
             time.sleep(POLL_INTERVAL)
 
     def _check_alive(self, pattern: str) -> None:
-        """Raise if the L2's QEMU is gone or the L1's KVM dumped a vCPU since the launch."""
+        """Raise if the L2's QEMU is gone or the L1's KVM dumped a vCPU since the launch.
+
+        The L1's own kernel messages may stand between the output's lines on its
+        console, so what this reads is tagged."""
         script = ('test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null && echo "$4"; '
-                  'dmesg | tail -n +"$2" | grep -E -A12 "$3" | head -n 40')
+                  'dmesg | tail -n +"$2" | grep -E -A12 "$3" | head -n 40 | sed "s/^/$5/"')
         seen = self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or "",
-                            str(self._kernel_mark), KVM_VCPU_DUMP, _RUNNING]).stdout
-        dump = seen.replace(_RUNNING, "").strip("\n")
+                            str(self._kernel_mark), KVM_VCPU_DUMP, _RUNNING, _DUMPED]).stdout
+        dump = [line.split(_DUMPED, 1)[1] for line in seen.splitlines() if _DUMPED in line]
         if dump:
             self.poll()
+            said = "\n".join(dump)
             raise L2WontRun(f"{self.spec.name}: {self.l1.name}'s KVM dumped a vCPU while "
                             f"waiting for {pattern!r}; the L2 will not run. The L1 kernel "
-                            f"said:\n{dump}", self.log_path)
+                            f"said:\n{said}", self.log_path)
         if _RUNNING not in seen:
             self.poll()
             raise ConsoleClosed(f"{self.spec.name}: QEMU exited while waiting for "

@@ -38,6 +38,8 @@ class GuestPool:
     lab: LabImages
     session_for: Callable[[Host], HostSession]
     on_console: Callable[[Path], None] = lambda path: None
+    # a guest is up: level ("l1", "l2"), name, seconds, how ("boot", "checkpoint")
+    on_started: Callable[[str, str, float, str], None] = lambda *guest: None
     before_kvm: Callable[[L1], None] = lambda l1: None   # e.g. start tracing its hcalls
     worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
     _guests: list[L1Guest | L2Guest] = field(default_factory=list)
@@ -96,6 +98,7 @@ class GuestPool:
             guest.start_from(session.checkpoint_path(key))
         else:
             guest.start()
+        self.on_started("l1", guest.name, guest.boot_seconds, guest.started_from)
         return guest
 
     def lpar(self, target: Target) -> Lpar:
@@ -116,6 +119,7 @@ class GuestPool:
         self._guests.append(guest)
         self.on_console(guest.log_path)
         guest.start()
+        self.on_started("l2", guest.spec.name, guest.boot_seconds, "boot")
         return guest
 
     def running_l1s(self) -> list[L1Guest]:

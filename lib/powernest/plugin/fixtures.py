@@ -52,6 +52,7 @@ def pool(run_context: RunContext, lab: LabImages) -> Iterator[GuestPool]:
     traced in every L1 with KVM (`run_context.traces`)."""
     p = GuestPool(run_context.run_id, run_context.console_dir, lab,
                   run_context.sessions.get_session, on_console=run_context.attach,
+                  on_started=run_context.started,
                   before_kvm=run_context.traces.start,
                   worker=os.environ.get("PYTEST_XDIST_WORKER", ""))
     yield p

@@ -91,6 +91,12 @@ class RunContext:
                            path=str(path.relative_to(self.run_dir)))
 
 
+    def started(self, level: str, name: str, seconds: float, started_from: str) -> None:
+        """Journal a guest up: how long its boot (or restore) took, for the run's figures."""
+        journal.append(self.journal, "guest", nodeid=self.current.get("nodeid", ""),
+                       level=level, name=name, seconds=round(seconds, 2), started_from=started_from)
+
+
 def context(config: pytest.Config) -> RunContext | None:
     """The run, if the suites started one."""
     return config.stash.get(_CTX, None)

@@ -2,8 +2,9 @@
 
 Events: `run` (once, at start: run id, hosts), `start` (a case began),
 `attach` (a console log now belongs to a case), `end` (a case finished, with
-its outcome); each has its `time`, ISO 8601 with the UTC offset (older
-journals have none).  A case with a `start` and no `end` was interrupted.
+its outcome), `guest` (an L1 or L2 is up: how long it took, booted or
+restored); each has its `time`, ISO 8601 with the UTC offset (older journals
+have none).  A case with a `start` and no `end` was interrupted.
 The journal is the source of truth for junit.xml, so a run killed mid-case
 still yields a complete report (`powernest report rebuild`).
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 JOURNAL = "results.jsonl"
+CASE_EVENTS = ("start", "attach", "end")   # the others: `run`, and `guest` (a guest up)
 
 
 def now() -> str:
@@ -83,6 +85,8 @@ def read(path: Path) -> Run:
         if kind == "run":
             run.run_id, run.started = ev.get("run_id", ""), ev.get("started", "")
             run.info = ev
+            continue
+        if kind not in CASE_EVENTS:
             continue
         nodeid = ev.get("nodeid", "")
         case = run.cases.get(nodeid)

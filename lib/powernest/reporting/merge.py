@@ -230,6 +230,9 @@ def _case_events(shards: list[Shard],
     streams = [_timed(i, s) for i, s in enumerate(shards)]
     for _, index, ev in heapq.merge(*streams, key=lambda t: t[0]):
         shard = shards[index]
+        if ev.get("event") not in journal.CASE_EVENTS:   # a `guest` figure
+            yield _rebase(ev, shard)
+            continue
         plan = plans[shard.key(ev.get("nodeid", ""))]
         if plan.end is None:
             if index == plan.owner:
