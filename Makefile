@@ -44,9 +44,11 @@ twins: lab
 test: lab
 	$(PYTEST) tests $(PYTEST_ARGS)
 
-# Figures of host handling: twin boots, dead-host detection, hosts side by side.
+# Figures: twin boots, dead-host detection, hosts side by side; L1 boot against
+# restore, make premerge and make run wall times, how busy a run keeps its workers.
 bench: lab
 	$(PY) bench/lab_figures.py
+	$(PY) bench/run_figures.py
 
 # The dashboard of the latest run; with shards (reports/shard-*), first their run RUN_ID
 # (default: each one's newest) joined into reports/<run id>, the run the page shows.

@@ -55,9 +55,9 @@ def _check(stage: Stage, target: Target, what: str) -> None:
     assert not problems, (
         f"{what}: L1 {stage.kernel} under {target.api.cap}=on: {'; '.join(problems)} "
         f"({expected.source}); kvm lines:\n{kvm_lines(stage.dmesg)}")
-    assert stage.l2_ok == expected.kvm, (
-        f"{what}: an L2 {'did not boot' if expected.kvm else 'booted'} in L1 {stage.kernel}, "
-        f"expected {'KVM' if expected.kvm else 'no KVM'}:\n{stage.l2_detail}")
+    assert stage.vm_ran == expected.kvm, (
+        f"{what}: a VM {'did not run' if expected.kvm else 'ran'} under KVM in L1 "
+        f"{stage.kernel}, expected {'KVM' if expected.kvm else 'no KVM'}:\n{stage.vm_detail}")
 
 
 def _expect_registration_deviation(stage: Stage, target: Target,

@@ -18,9 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from junitparser import JUnitXml
 
 from junit_xsd import validate
+from powernest.cli import main
 from powernest.console import ConsoleError
 from powernest.plugin.cases import failed_log
 from powernest.reporting import journal, junit
@@ -221,6 +223,14 @@ def test_check_ci_finds_what_the_old_report_lost(tmp_path: Path) -> None:
         "h1: a: <skipped> has no text",
         f"h1: a: attachment consoles/l1.log is no file in {tmp_path}",
         f"h1: b: <skipped> text does not start with its message {DEVIATION[:80]!r}"]
+    said = CliRunner().invoke(main, ["report", "check", str(file), "--workspace", str(tmp_path)])
+    assert said.exit_code == 1 and "4 problems" in said.output
+
+
+def test_report_check_passes_what_powernest_writes(workspace: Path) -> None:
+    file = _write(workspace)
+    said = CliRunner().invoke(main, ["report", "check", str(file), "--workspace", str(workspace)])
+    assert said.exit_code == 0 and "0 problems" in said.output
 
 
 # ---- through the plugin: the log of the guest that failed a case ------------------------

@@ -209,6 +209,25 @@ def report_rebuild(run_dir: Path) -> None:
     click.echo(f"{out}: {len(run.cases)} cases, {interrupted} interrupted")
 
 
+@report.command("check")
+@click.argument("junit_file", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+                default=Path("reports/latest/junit.xml"))
+@click.option("--workspace", type=click.Path(path_type=Path, file_okay=False),
+              default=Path("."), show_default=True, help="The CI job's workspace.")
+def report_check(junit_file: Path, workspace: Path) -> None:
+    """Say what Jenkins or GitLab would miss in JUNIT_FILE for a job in WORKSPACE.
+
+    Attachments that are no file there (or lie outside it), results whose text
+    does not start with their reason, timestamps without a UTC offset; exit 1
+    if there is any.
+    """
+    problems = junit.check_ci(junit_file, workspace)
+    for problem in problems:
+        click.echo(problem)
+    click.echo(f"{junit_file}: {len(problems)} problems for a CI workspace at {workspace}")
+    sys.exit(1 if problems else 0)
+
+
 @report.command("merge")
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(path_type=Path, exists=True, file_okay=False))

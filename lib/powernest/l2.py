@@ -28,7 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from powernest import naming
+from powernest import kvmprobe, naming
 from powernest.console import (
     ConsoleClosed,
     ConsoleError,
@@ -132,6 +132,16 @@ class L2Guest:
         self.kernel_release = match[1]
         self.boot_seconds = time.monotonic() - started
         self.wait_for(L2_CPUINFO_END, self.boot_timeout)
+
+    def start_probe(self) -> None:
+        """Launch a KVM probe (`powernest.kvmprobe`) and wait until it has printed."""
+        started = time.monotonic()
+        result = self.launch()
+        if not result.ok:
+            said = result.stdout + result.stderr
+            raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
+        self.wait_for(re.escape(kvmprobe.SAYS.decode()), self.boot_timeout)
+        self.boot_seconds = time.monotonic() - started
 
     def poll(self) -> str:
         """Fetch what the L2 console printed since the last poll; fail on a crash."""

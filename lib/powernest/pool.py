@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powernest import naming
+from powernest import kvmprobe, naming
 from powernest.errors import Unavailable
 from powernest.guests import L1, L1Guest
 from powernest.hosts import HostSession
@@ -120,6 +120,20 @@ class GuestPool:
         self.on_console(guest.log_path)
         guest.start()
         self.on_started("l2", guest.spec.name, guest.boot_seconds, "boot")
+        return guest
+
+    def kvm_probe(self, l1: L2Host, target: Target) -> L2Guest:
+        """Run the KVM probe (`powernest.kvmprobe`) in `l1` under -accel kvm until it has
+        printed: whether KVM runs a VM there, in a second.  `GuestStartError` if QEMU
+        refused, another `ConsoleError` if the probe never printed."""
+        l1.run(kvmprobe.install_script(), check=True)
+        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
+                              target.host.l2_machine, kernel=kvmprobe.PATH, initrd=None,
+                              memory="256M")
+        self._guests.append(guest)
+        self.on_console(guest.log_path)
+        guest.start_probe()
+        self.on_started("probe", guest.spec.name, guest.boot_seconds, "boot")
         return guest
 
     def running_l1s(self) -> list[L1Guest]:

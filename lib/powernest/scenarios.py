@@ -1,9 +1,11 @@
 """Multi-step procedures the suites observe: kexec chains, kvm-hv reloads, resets.
 
 `run_chain()` takes a fresh L1 through a `Scenario` and records, at each
-stage, what the running kernel did when kvm-hv loaded and whether an L2
-booted under KVM.  It judges nothing: the suites compare the stages with
-the expectations in `powernest.nested`.
+stage, what the running kernel did when kvm-hv loaded and whether its KVM
+runs a VM (the KVM probe, `powernest.kvmprobe`: what a stage asks is whether
+KVM works, not how an L2 Linux boots, which the L2 suites check).  It judges
+nothing: the suites compare the stages with the expectations in
+`powernest.nested`.
 
 A chain's stages: `boot` (the first kernel), `after` (the kexec'd kernel, or
 kvm-hv reloaded) and, where the host kind resets an L1, `reset` (after
@@ -50,8 +52,8 @@ class Stage:
     kernel: str
     kvm_hv_loaded: bool
     dmesg: str
-    l2_ok: bool
-    l2_detail: str
+    vm_ran: bool              # the KVM probe ran under -accel kvm
+    vm_detail: str
     registered_before: bool   # a v2 kernel had registered with L0 earlier since reset
     seconds: float = 0.0      # how long the kexec (or reload) before this stage took
 
@@ -105,16 +107,16 @@ def _first_two(pool: GuestPool, l1: L1, target: Target,
 def _observe(pool: GuestPool, l1: L1, target: Target, registered_before: bool,
              loaded: bool) -> Stage:
     dmesg = l1.dmesg()
-    l2_ok, detail = _try_l2(pool, l1, target)
-    return Stage(l1.kernel, loaded, dmesg, l2_ok, detail, registered_before)
+    vm_ran, detail = _probe(pool, l1, target)
+    return Stage(l1.kernel, loaded, dmesg, vm_ran, detail, registered_before)
 
 
-def _try_l2(pool: GuestPool, l1: L1, target: Target) -> tuple[bool, str]:
-    """Whether an L2 boots in `l1` under KVM; what it said, or why it did not boot."""
+def _probe(pool: GuestPool, l1: L1, target: Target) -> tuple[bool, str]:
+    """Whether `l1`'s KVM runs a VM; what the probe did, or why it did not run."""
     try:
-        l2 = pool.l2(l1, target)
+        probe = pool.kvm_probe(l1, target)
     except ConsoleError as exc:
         return False, str(exc).splitlines()[0] + "\n" + str(exc)[-800:]
-    ok = l2.runs_under_kvm()
-    pool.stop(l2)
-    return ok, l2.hardware_name()
+    pool.stop(probe)
+    return True, (f"the KVM probe ran under -accel kvm and made its hcall "
+                  f"({probe.boot_seconds:.1f} s)")

@@ -1,0 +1,127 @@
+"""Figures of a run's speed, measured on this machine and printed.
+
+    .venv/bin/python bench/run_figures.py [--rounds 5] [--skip-runs]
+
+1. a fresh L1 by boot against one restored from its checkpoint, side by side
+   (min / median / max of each);
+2. the wall time of `make premerge` and of `make run` (default inventory);
+3. how well `make run` keeps its workers busy: its wall time against the sum
+   of its guests' boot (or restore) times divided by the workers, from the
+   run's journal (`guest` events); and the 2-vCPU L2 boot, v2 against v1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from powernest.guests import L1Guest
+from powernest.hosts import HostSession
+from powernest.inventory import Host, load_inventory
+from powernest.kinds import Target
+from powernest.lab import build_lab
+from powernest.nested import API
+from powernest.pool import GuestPool
+from powernest.reporting import journal
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _spread(seconds: list[float]) -> str:
+    return (f"min {min(seconds):.2f} s, median {statistics.median(seconds):.2f} s, "
+            f"max {max(seconds):.2f} s ({len(seconds)})")
+
+
+def l1_start(host: Host, rounds: int, work: Path) -> None:
+    """Boot and restore fresh L1s of one target in turn; print both spreads."""
+    session = HostSession.open(host, "bench", 60)
+    pool = GuestPool("bench", work / "consoles", build_lab(log=lambda line: None),
+                     lambda h: session)
+    target = Target(host, API.V1)
+    timings: dict[str, list[float]] = defaultdict(list)
+    try:
+        pool.stop(pool.l1(target))   # makes the checkpoint if there is none yet
+        for _ in range(rounds):
+            for booted in (True, False):
+                l1 = pool.l1(target, booted=booted)
+                assert isinstance(l1, L1Guest)
+                timings[l1.started_from].append(l1.boot_seconds)
+                pool.stop(l1)
+    finally:
+        pool.close()
+        session.close()
+    print(f"fresh L1 on {host.name} ({host.cpu}, nested-hv), at its prompt:")
+    for how in ("boot", "checkpoint"):
+        print(f"  by {how:<10} {_spread(timings[how])}")
+    print(f"  restore/boot median: "
+          f"{statistics.median(timings['checkpoint']) / statistics.median(timings['boot']):.2f}")
+
+
+def make(target: str) -> tuple[float, Path]:
+    """Run a make target; its wall time and the run directory it wrote."""
+    started = time.monotonic()
+    done = subprocess.run(["make", target], cwd=REPO, capture_output=True, text=True)
+    took = time.monotonic() - started
+    lines = done.stdout.strip().splitlines()
+    summary = next((line for line in reversed(lines) if " in " in line), "no summary")
+    print(f"make {target:<9} {took / 60:5.1f} min wall ({took:.0f} s)   {summary.strip('= ')}")
+    return took, (REPO / "reports" / "latest").resolve()
+
+
+def workers_of(run_dir: Path) -> int:
+    """How many processes ran cases (the xdist workers named in guest names)."""
+    names = {e.get("name", "") for e in journal.events(run_dir / journal.JOURNAL)
+             if e.get("event") == "guest" and e.get("level") == "l1"}
+    return max(len({m[1] for n in names if (m := re.search(r"\.l1-(gw\d+)-", n))}), 1)
+
+
+def boot_share(run_dir: Path, wall: float) -> None:
+    """The run's wall time against its guests' start times per worker."""
+    guests = [e for e in journal.events(run_dir / journal.JOURNAL) if e.get("event") == "guest"]
+    workers = workers_of(run_dir)
+    total = sum(e["seconds"] for e in guests)
+    by_how: dict[str, list[float]] = defaultdict(list)
+    for e in guests:
+        by_how[f"{e['level']} by {e['started_from']}"].append(e["seconds"])
+    for how, seconds in sorted(by_how.items()):
+        print(f"  {how:<16} {len(seconds):4} guests, {_spread(seconds)}")
+    print(f"  wall / (guest start time {total:.0f} s / {workers} workers) = "
+          f"{wall / (total / workers):.2f}")
+    smp2: dict[str, float] = {}
+    for e in journal.events(run_dir / journal.JOURNAL):
+        seconds = e.get("properties", {}).get("l2_smp2_boot_seconds")
+        if e.get("event") == "end" and seconds:
+            smp2[json.dumps([e["properties"].get("host"), e["properties"].get("api")])] = \
+                float(seconds)
+    for host in sorted({json.loads(k)[0] for k in smp2}):
+        v1 = smp2.get(json.dumps([host, API.V1.value]))
+        v2 = smp2.get(json.dumps([host, API.V2.value]))
+        if v1 and v2:
+            print(f"  2-vCPU L2 boot on {host}: v1 {v1:.0f} s, v2 {v2:.0f} s, v2/v1 {v2 / v1:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="boots and restores each")
+    parser.add_argument("--skip-runs", action="store_true",
+                        help="only the L1 figures (make premerge and make run take minutes)")
+    options = parser.parse_args()
+    host = next(h for h in load_inventory(REPO / "hosts.yaml").hosts if h.kind.value == "tcg")
+    with tempfile.TemporaryDirectory(prefix="powernest-bench-") as tmp:
+        l1_start(host, options.rounds, Path(tmp))
+    if options.skip_runs:
+        return
+    make("premerge")
+    wall, run_dir = make("run")
+    boot_share(run_dir, wall)
+
+
+if __name__ == "__main__":
+    main()
