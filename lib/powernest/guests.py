@@ -221,19 +221,10 @@ class L1Guest(L1Commands):
     def start_from(self, checkpoint: str) -> None:
         """Restore the L1 from `checkpoint` (a file on its host); boot it, then save
         that file, if there is none yet or it does not load (with a warning)."""
-        problem = "there is no saved state yet"
-        tries = RESTORE_TRIES if self.host.run(["test", "-s", checkpoint]).ok else 0
-        for attempt in range(1, tries + 1):
-            try:
-                return self._restore(checkpoint)
-            except ConsoleClosed as exc:   # QEMU refused the file
-                problem = "QEMU could not load it: " + "; ".join(
-                    errors(exc.output) or errors(self.console.tail() if self.console else ""))
-                attempt = tries
-            except ConsoleError as exc:
-                problem = str(exc).splitlines()[0]
-            self._abandon(checkpoint, problem, drop=attempt == tries)
-        if tries:
+        if self.host.run(["test", "-s", checkpoint]).ok:
+            problem = self._try_restore(checkpoint)
+            if problem is None:
+                return
             warnings.warn(CheckpointWarning(f"{self.name}: checkpoint {checkpoint} not "
                                             f"used ({problem}); booting"), stacklevel=2)
         self.start()
@@ -242,6 +233,24 @@ class L1Guest(L1Commands):
         except SaveFailed as exc:
             self.host.run(["rm", "-f", checkpoint])
             warnings.warn(CheckpointWarning(str(exc).splitlines()[0]), stacklevel=2)
+
+    def _try_restore(self, checkpoint: str) -> str | None:
+        """Restore from `checkpoint` (again if the restore never answered): None once
+        restored, else what went wrong, the file dropped."""
+        problem = ""
+        for attempt in range(1, RESTORE_TRIES + 1):
+            try:
+                self._restore(checkpoint)
+                return None
+            except ConsoleClosed as exc:   # QEMU refused the file: no second try
+                said = errors(exc.output) or errors(self.console.tail() if self.console else "")
+                problem = "QEMU could not load it: " + "; ".join(said)
+                self._abandon(checkpoint, problem, drop=True)
+                return problem
+            except ConsoleError as exc:
+                problem = str(exc).splitlines()[0]
+                self._abandon(checkpoint, problem, drop=attempt == RESTORE_TRIES)
+        return problem
 
     def _restore(self, checkpoint: str) -> None:
         started = time.monotonic()
