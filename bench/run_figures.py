@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import subprocess
@@ -94,15 +93,13 @@ def boot_share(run_dir: Path, wall: float) -> None:
         print(f"  {how:<16} {len(seconds):4} guests, {_spread(seconds)}")
     print(f"  wall / (guest start time {total:.0f} s / {workers} workers) = "
           f"{wall / (total / workers):.2f}")
-    smp2: dict[str, float] = {}
-    for e in journal.events(run_dir / journal.JOURNAL):
-        seconds = e.get("properties", {}).get("l2_smp2_boot_seconds")
-        if e.get("event") == "end" and seconds:
-            smp2[json.dumps([e["properties"].get("host"), e["properties"].get("api")])] = \
-                float(seconds)
-    for host in sorted({json.loads(k)[0] for k in smp2}):
-        v1 = smp2.get(json.dumps([host, API.V1.value]))
-        v2 = smp2.get(json.dumps([host, API.V2.value]))
+    smp2: dict[tuple[str, str], float] = {}
+    for case in journal.read(run_dir / journal.JOURNAL).cases.values():
+        if smp2_boot := case.properties.get("l2_smp2_boot_seconds"):
+            smp2[(case.properties.get("host", ""), case.properties.get("api", ""))] = \
+                float(smp2_boot)
+    for host in sorted({host for host, _ in smp2}):
+        v1, v2 = smp2.get((host, API.V1.value)), smp2.get((host, API.V2.value))
         if v1 and v2:
             print(f"  2-vCPU L2 boot on {host}: v1 {v1:.0f} s, v2 {v2:.0f} s, v2/v1 {v2 / v1:.1f}")
 
