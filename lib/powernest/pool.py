@@ -38,7 +38,7 @@ class GuestPool:
     lab: LabImages
     session_for: Callable[[Host], HostSession]
     on_console: Callable[[Path], None] = lambda path: None
-    # a guest is up: level ("l1", "l2"), name, seconds, how ("boot", "checkpoint")
+    # a guest is up: level ("l1", "l2", "probe"), name, seconds, how ("boot", "checkpoint")
     on_started: Callable[[str, str, float, str], None] = lambda *guest: None
     before_kvm: Callable[[L1], None] = lambda l1: None   # e.g. start tracing its hcalls
     worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
