@@ -20,7 +20,7 @@ setup: $(VENV)/.installed
 lab: setup
 	$(VENV)/bin/powernest lab build
 
-# Hosts run side by side (pytest-xdist, one group per host) when there are several.
+# Targets run side by side (pytest-xdist, one group per target: kinds.run_group).
 XDIST = $(shell $(VENV)/bin/powernest inventory xdist-args $(INVENTORY) --hosts '$(HOSTS)' \
 	--shard '$(SHARD)')
 HOSTS ?=
