@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from powernest.guests import L1Guest
 from powernest.hosts import HostSession
@@ -74,17 +75,16 @@ def make(target: str) -> tuple[float, Path]:
     return took, (REPO / "reports" / "latest").resolve()
 
 
-def workers_of(run_dir: Path) -> int:
-    """How many processes ran cases (the xdist workers named in guest names)."""
-    names = {e.get("name", "") for e in journal.events(run_dir / journal.JOURNAL)
-             if e.get("event") == "guest" and e.get("level") == "l1"}
+def workers_of(guests: list[dict[str, Any]]) -> int:
+    """How many processes ran cases (the xdist workers named in L1 names)."""
+    names = {e["name"] for e in guests if e["level"] == "l1"}
     return max(len({m[1] for n in names if (m := re.search(r"\.l1-(gw\d+)-", n))}), 1)
 
 
 def boot_share(run_dir: Path, wall: float) -> None:
     """The run's wall time against its guests' start times per worker."""
     guests = [e for e in journal.events(run_dir / journal.JOURNAL) if e.get("event") == "guest"]
-    workers = workers_of(run_dir)
+    workers = workers_of(guests)
     total = sum(e["seconds"] for e in guests)
     by_how: dict[str, list[float]] = defaultdict(list)
     for e in guests:

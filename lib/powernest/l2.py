@@ -121,13 +121,18 @@ class L2Guest:
             log.write(result.stdout + result.stderr)   # stderr is apart over SSH
         return result
 
-    def start(self) -> None:
-        """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
+    def _launched(self) -> float:
+        """Launch; when it began.  GuestStartError if QEMU refused."""
         started = time.monotonic()
         result = self.launch()
         if not result.ok:
             said = result.stdout + result.stderr
             raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
+        return started
+
+    def start(self) -> None:
+        """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
+        started = self._launched()
         match = self.wait_for(L2_READY, self.boot_timeout)
         self.kernel_release = match[1]
         self.boot_seconds = time.monotonic() - started
@@ -135,11 +140,7 @@ class L2Guest:
 
     def start_probe(self) -> None:
         """Launch a KVM probe (`powernest.kvmprobe`) and wait until it has printed."""
-        started = time.monotonic()
-        result = self.launch()
-        if not result.ok:
-            said = result.stdout + result.stderr
-            raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
+        started = self._launched()
         self.wait_for(re.escape(kvmprobe.SAYS.decode()), self.boot_timeout)
         self.boot_seconds = time.monotonic() - started
 

@@ -118,26 +118,27 @@ class GuestPool:
 
     def l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
         """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
-        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
-                              target.host.l2_machine, **spec)
-        self._guests.append(guest)
-        self.on_console(guest.log_path)
-        guest.start()
-        self.on_started("l2", guest.spec.name, guest.boot_seconds, "boot")
-        return guest
+        return self._start_l2(l1, target, "l2", spec)
 
     def kvm_probe(self, l1: L2Host, target: Target) -> L2Guest:
         """Run the KVM probe (`powernest.kvmprobe`) in `l1` under -accel kvm until it has
         printed: whether KVM runs a VM there, in a second.  `GuestStartError` if QEMU
         refused, another `ConsoleError` if the probe never printed."""
         l1.run(kvmprobe.install_script(), check=True)
+        return self._start_l2(l1, target, "probe",
+                              {"kernel": kvmprobe.PATH, "initrd": None, "memory": "256M"})
+
+    def _start_l2(self, l1: L2Host, target: Target, level: str,
+                  spec: dict[str, Any]) -> L2Guest:
         guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
-                              target.host.l2_machine, kernel=kvmprobe.PATH, initrd=None,
-                              memory="256M")
+                              target.host.l2_machine, **spec)
         self._guests.append(guest)
         self.on_console(guest.log_path)
-        guest.start_probe()
-        self.on_started("probe", guest.spec.name, guest.boot_seconds, "boot")
+        if level == "probe":
+            guest.start_probe()
+        else:
+            guest.start()
+        self.on_started(level, guest.spec.name, guest.boot_seconds, "boot")
         return guest
 
     def running_l1s(self) -> list[L1Guest]:

@@ -22,7 +22,7 @@ not the product's failure.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ from powernest.nested import Deviation
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import RunContext, context
 from powernest.pool import GuestPool
-from powernest.reporting.junit import FAILED_LOG
+from powernest.reporting.junit import FAILED_LOG, L0_STARVED
 from powernest.shell import CommandTimeout
 
 _STARTED = pytest.StashKey[float]()
@@ -139,32 +139,29 @@ def _record_l0_wait(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
     expected_to_fail = item.get_closest_marker("xfail") is not None   # a known deviation
     if worst.starved and not expected_to_fail and call.excinfo is not None \
             and _starvation_sign(call.excinfo.value):
-        item.user_properties.append(("l0_starved", worst.describe()))
+        item.user_properties.append((L0_STARVED, worst.describe()))
 
 
 def _starvation_sign(exc: BaseException | None) -> bool:
     """Whether a failure is what a starved L0 causes: a guest lockup or stall (on a
     console, or found in a kernel log), or a wait that ran out."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, ConsoleTimeout | CommandTimeout) or any(
-                sign in str(exc) for sign in _STARVATION_SIGNS):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+    return any(isinstance(e, ConsoleTimeout | CommandTimeout)
+               or any(sign in str(e) for sign in _STARVATION_SIGNS) for e in _chain(exc))
 
 
 def failed_log(exc: BaseException | None) -> Path | None:
     """The console log of the first `ConsoleError` along `exc`'s causes and contexts
     (`pytest.fail` in an `except L0Died` block still names the L1's log)."""
+    return next((e.log for e in _chain(exc) if isinstance(e, ConsoleError) and e.log), None)
+
+
+def _chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, and so on."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, ConsoleError) and exc.log is not None:
-            return exc.log
+        yield exc
         exc = exc.__cause__ or exc.__context__
-    return None
 
 
 def _record_guest(item: pytest.Item, guest: L1 | L2Guest, level: str,

@@ -66,9 +66,6 @@ def case_id(nodeid: str) -> str:
     return head + "]" if sep and "/" not in tail and "::" not in tail else nodeid
 
 
-STARVED = "l0_starved"   # a property plugin/cases.py sets; see powernest.schedstat
-
-
 def _classname(nodeid: str) -> str:
     return nodeid.split("::")[0].removesuffix(".py").replace("/", ".")
 
@@ -135,8 +132,9 @@ class JournalWriter:
             attached.insert(0, props[junit.FAILED_LOG])
         details = "" if outcome in ("passed", "skipped") else str(decisive.longreprtext)
         message = _message(outcome, decisive)
-        if outcome == "failed" and STARVED in props:   # the host's failure, not the product's
-            outcome, message = "error", f"L0 starved of CPU: {props[STARVED]}; it saw: {message}"
+        if outcome == "failed" and junit.L0_STARVED in props:   # the host's, not the product's
+            starved = props[junit.L0_STARVED]
+            outcome, message = "error", f"L0 starved of CPU: {starved}; it saw: {message}"
         journal.append(self.ctx.journal, "end", nodeid=reports[0].nodeid, outcome=outcome,
                        duration=round(sum(r.duration for r in reports), 3),
                        message=message, details=details,

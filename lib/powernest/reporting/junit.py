@@ -30,6 +30,7 @@ from powernest.reporting.journal import Case, Run
 
 INTERRUPTED = "run interrupted"
 FAILED_LOG = "failed_log"   # the case property naming the log of the guest that failed it
+L0_STARVED = "l0_starved"   # the case property: its L0 was starved (powernest.schedstat)
 _MAX_DETAILS = 20000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -102,7 +103,7 @@ def _result(case: Case) -> ET.Element | None:
         kind = "l0-died" if "l0_died" in case.properties else "failure"
         tag, details = "failure", case.details
     elif case.outcome == "error":
-        kind = "infrastructure" if "l0_starved" in case.properties else "error"
+        kind = "infrastructure" if L0_STARVED in case.properties else "error"
         tag, details = "error", case.details
     elif case.outcome == "interrupted":
         tag, kind, message = "error", "interrupted", INTERRUPTED
