@@ -45,7 +45,7 @@ L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
 L1_PROMPT = "powernest-l1# "
 L2_DATA_DIR = "/usr/share/qemu"
 L2_KERNEL = "/boot/vmlinux-6.12"
-L2_INITRD = "/boot/l2.cpio.gz"
+L2_INITRD = "/boot/l2.cpio"
 # A restore takes about a second on the emulated lab, about ten on the kvm twin (a KVM
 # L1 of 3 GiB in an emulated POWER9): one that takes this long failed.
 RESTORE_TIMEOUT = 30.0

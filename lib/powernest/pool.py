@@ -146,8 +146,11 @@ class GuestPool:
         return [g for g in self._guests if isinstance(g, L1Guest) and g.alive()]
 
     def stop(self, guest: L1 | L2Guest) -> None:
-        guest.stop()
-        self.forget(guest)
+        """Stop a guest this pool started; nothing if it was stopped (or forgotten) already,
+        or if it is an LPAR (never stopped)."""
+        if guest in self._guests:
+            guest.stop()
+            self.forget(guest)
 
     def forget(self, guest: L1 | L2Guest) -> None:
         """Drop a guest that is already gone (e.g. an L2 whose L1 kernel was replaced)."""

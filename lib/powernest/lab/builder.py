@@ -7,8 +7,8 @@ lock on the cache, it
   2. picks the ppc64el kernels (`KERNELS`) and resolves the ppc64el closure of
      `USERLAND`, then fetches whatever .debs the cache lacks;
   3. unpacks them with `dpkg-deb -x`, writes the kernels, cross-builds pnhcall.ko
-     for the L1 kernel (`powernest.lab.module`), writes l2.cpio.gz and then
-     l1.cpio.gz (which carries the kernels and l2.cpio.gz) with a manifest
+     for the L1 kernel (`powernest.lab.module`), writes l2.cpio and then
+     l1.cpio (which carries the kernels and l2.cpio) with a manifest
      into a temporary directory, and renames it to `lab/<key>` only when
      complete, so a killed build never leaves a lab that looks finished.
 """
@@ -346,7 +346,7 @@ def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
             tree.file(f"lib/modules/{kernel.release}/{name}.ko", data)
         tree.file(f"boot/vmlinux-{series}", out / f"vmlinux-{series}", 0o644)
     tree.file(f"lib/modules/{kernels[HCALL_SERIES].release}/{HCALL_MODULE}", out / HCALL_MODULE)
-    tree.file("boot/l2.cpio.gz", out / L2_INITRD, 0o644)
+    tree.file(f"boot/{L2_INITRD}", out / L2_INITRD, 0o644)
     tree.file("etc/powernest/kernels",
               "".join(f"{s} {k.release}\n" for s, k in kernels.items()).encode())
     tree.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
@@ -387,9 +387,10 @@ def _existing(root: Path, *paths: str) -> Path:
 
 def _write(tree: Tree, dest: Path, log: Log) -> None:
     t0 = time.monotonic()
-    unpacked = tree.write_gz(dest)
-    log(f"lab: wrote {dest.name}: {_mb(dest.stat().st_size)} ({_mb(unpacked)} unpacked, "
-        f"{len(tree.entries)} entries, {_secs(t0)})")
+    with dest.open("wb") as out:
+        tree.write(out)
+    log(f"lab: wrote {dest.name}: {_mb(dest.stat().st_size)} ({len(tree.entries)} entries, "
+        f"{_secs(t0)})")
 
 
 def _mb(size: int) -> str:

@@ -8,7 +8,6 @@ nodes are plain archive entries, so no `mknod` is needed.
 
 from __future__ import annotations
 
-import gzip
 import shutil
 import stat
 from dataclasses import dataclass
@@ -74,13 +73,6 @@ class Tree:
             written += _write_entry(out, ino, name, self.entries[name])
         written += _write_entry(out, 0, _TRAILER, Entry(0))
         return written
-
-    def write_gz(self, dest: Path, level: int = 6) -> int:
-        """Write the archive gzip-compressed to `dest`; returns the uncompressed size."""
-        with dest.open("wb") as raw, gzip.GzipFile(
-            filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0
-        ) as out:
-            return self.write(out)
 
 
 def _write_entry(out: Sink, ino: int, name: str, entry: Entry) -> int:

@@ -3,12 +3,18 @@
 Session-wide: `run_context`, `lab`, `host_sessions`, `pool`, `hcall_runner`;
 per target (shared by its cases): `l1`, `l2`; per case: `host_session` and
 `expect_deviation`.  What every case records is `cases.py`'s.
+
+A target's shared guests are stopped as soon as the last case that uses them
+has run (`SharedGuests`), not when pytest next needs another target's: an idle
+L2 under API v2 keeps a host CPU busy (`nested.IDLE_L2_SPINS`), and would slow
+every case that runs after it.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -23,6 +29,66 @@ from powernest.plugin.cases import expect
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
 from powernest.pool import GuestPool
+
+# The per-target guests cases share, innermost first: an L2 is stopped before its L1.
+SHARED = ("l2", "l1")
+_SHARED = pytest.StashKey["SharedGuests"]()
+
+
+@dataclass
+class SharedGuests:
+    """Stops each shared guest (fixture name, target id) after the last case that uses it
+    in the run's order: a worker runs its cases in that order, and all of a target's
+    cases run in one worker (`collection.pytest_collection_modifyitems`)."""
+
+    last_uses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    _stops: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
+
+    def plan(self, items: list[pytest.Item]) -> None:
+        """Note, for each shared guest, the last of `items` that uses it."""
+        last: dict[tuple[str, str], str] = {}
+        for item in items:
+            target = target_of(item)
+            for name in SHARED:
+                if target is not None and name in getattr(item, "fixturenames", ()):
+                    last[(name, target.id)] = item.nodeid
+        self.last_uses = {}
+        for key, nodeid in last.items():
+            self.last_uses.setdefault(nodeid, []).append(key)
+
+    def hold(self, name: str, target: Target, stop: Callable[[], None]) -> tuple[str, str]:
+        key = (name, target.id)
+        self._stops[key] = stop
+        return key
+
+    def release(self, key: tuple[str, str]) -> None:
+        """Stop the guest of `key` unless it was stopped already."""
+        if (stop := self._stops.pop(key, None)) is not None:
+            stop()
+
+    def release_after(self, item: pytest.Item) -> None:
+        for key in sorted(self.last_uses.get(item.nodeid, ()), key=lambda k: SHARED.index(k[0])):
+            self.release(key)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_SHARED] = SharedGuests()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    session.config.stash[_SHARED].plan(session.items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    result = yield
+    item.config.stash[_SHARED].release_after(item)
+    return result
+
+
+@pytest.fixture(scope="session")
+def shared_guests(pytestconfig: pytest.Config) -> SharedGuests:
+    return pytestconfig.stash[_SHARED]
 
 
 @pytest.fixture(scope="session")
@@ -78,21 +144,24 @@ def hcall_runner(run_context: RunContext, lab: LabImages,
 
 
 @pytest.fixture(scope="session")
-def l1(target: Target, pool: GuestPool) -> Iterator[L1]:
+def l1(target: Target, pool: GuestPool, shared_guests: SharedGuests) -> Iterator[L1]:
     """A fresh L1 on the target with kvm and kvm-hv loaded, shared by the target's cases
     (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now).  Booted, not
     restored: test_l1_boots checks the boot."""
     guest = pool.l1_with_kvm(target, booted=True)
+    key = shared_guests.hold("l1", target, lambda: pool.stop(guest))
     yield guest
-    pool.stop(guest)
+    shared_guests.release(key)
 
 
 @pytest.fixture(scope="session")
-def l2(l1: L1, target: Target, pool: GuestPool) -> Iterator[L2Guest]:
+def l2(l1: L1, target: Target, pool: GuestPool,
+       shared_guests: SharedGuests) -> Iterator[L2Guest]:
     """An L2 booted in the shared L1 under -accel kvm, shared by the target's cases."""
     guest = pool.l2(l1, target)
+    key = shared_guests.hold("l2", target, lambda: pool.stop(guest))
     yield guest
-    pool.stop(guest)
+    shared_guests.release(key)
 
 
 @pytest.fixture
