@@ -6,8 +6,8 @@ that take a `host` by host, so that every test id starts with the host.  Each ca
 marked with its API and grouped for pytest-xdist (`--dist loadgroup`): by
 target where the suite boots the L1s (a target's cases share its L1s, the
 targets of one host are independent, so they spread over the workers), by host
-on an LPAR, the one L1 of all its targets; and cases that kexec an L1 shared by
-the host's other cases run after them.  (Whether a case can run on its host
+on an LPAR, the one L1 of all its targets; and cases that replace the kernel of
+an L1 their target's other cases share run after them.  (Whether a case can run on its host
 is decided as it starts: `cases.py`.)
 """
 
@@ -76,7 +76,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:
-    """Whether the case kexecs an L1 the host's other cases share (an LPAR)."""
+    """Whether the case replaces the kernel of an L1 its target's other cases share: it
+    says so (`replaces_shared_l1`), or it kexecs an LPAR."""
     target = target_of(item)
-    return (target is not None and item.get_closest_marker("kexec") is not None
-            and kind_of(target.host).lacks(Ability.BOOTS_L1, target.host) is not None)
+    return target is not None and (
+        item.get_closest_marker("replaces_shared_l1") is not None
+        or (item.get_closest_marker("kexec") is not None
+            and kind_of(target.host).lacks(Ability.BOOTS_L1, target.host) is not None))

@@ -7,7 +7,8 @@ per target (shared by its cases): `l1`, `l2`; per case: `host_session` and
 A target's shared guests are stopped as soon as the last case that uses them
 has run (`SharedGuests`), not when pytest next needs another target's: an idle
 L2 under API v2 keeps a host CPU busy (`nested.IDLE_L2_SPINS`), and would slow
-every case that runs after it.
+every case that runs after it.  So a fixture must not use a shared guest in its
+teardown.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ class SharedGuests:
         last: dict[tuple[str, str], str] = {}
         for item in items:
             target = target_of(item)
+            uses = set(getattr(item, "fixturenames", ()))
+            if item.get_closest_marker("replaces_shared_l1") is not None:
+                uses.add("l1")   # asked for while it runs (request.getfixturevalue)
             for name in SHARED:
-                if target is not None and name in getattr(item, "fixturenames", ()):
+                if target is not None and name in uses:
                     last[(name, target.id)] = item.nodeid
         self.last_uses = {}
         for key, nodeid in last.items():
@@ -79,11 +83,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     session.config.stash[_SHARED].plan(session.items)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
-    result = yield
+    """As the last case that uses a shared guest is torn down, first stop the guest: before
+    the case's own fixtures (none uses a shared guest in its teardown) and before `cases`
+    reads what its L1 did, which a spinning L2 slowed to 7 s."""
     item.config.stash[_SHARED].release_after(item)
-    return result
+    return (yield)
 
 
 @pytest.fixture(scope="session")
