@@ -39,7 +39,7 @@ premerge: lab
 
 # The suites against the emulated powervm LPAR and kvm host (nightly: about 27 min).
 twins: lab
-	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 test: lab
 	$(PYTEST) tests $(PYTEST_ARGS)

@@ -65,7 +65,7 @@ def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
     real host, and gives COMMAND its path in $POWERNEST_INVENTORY (the suites'
     default inventory):
 
-        powernest lab twin powervm,kvm -- pytest suites -n 2 --dist loadgroup
+        powernest lab twin powervm,kvm -- pytest suites -n 2 --dist loadgroup --no-loadscope-reorder
     """
     try:
         wanted = [Kind(k) for k in kinds.split(",")]
@@ -167,7 +167,8 @@ def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     One worker per group of cases that can run side by side (a target where the
     suite boots the L1s, an LPAR: `kinds.run_group`), at most one per CPU core (an
     emulated L0 keeps a core busy); nothing for one group, so such a run stays a
-    plain pytest run.
+    plain pytest run.  The groups go to the workers in the order of the collection,
+    the longest first (`collection.pytest_collection_modifyitems`).
     """
     try:
         selected = shard.hosts_of(load_inventory(file).select([n for n in hosts.split(",") if n]),
@@ -178,7 +179,7 @@ def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     groups = {run_group(h, t) for h in selected for t in kind_of(h).targets(h)}
     workers = min(len(groups), os.cpu_count() or 1)
     if workers > 1:
-        click.echo(f"-n {workers} --dist loadgroup")
+        click.echo(f"-n {workers} --dist loadgroup --no-loadscope-reorder")
 
 
 @main.group()

@@ -178,10 +178,11 @@ def kind_of(host: Host) -> HostKind:
     return _KINDS[host.kind]
 
 
-def run_group(host: Host, target: Target | None) -> str:
+def run_group(host: Host, target: Target | None, part: str = "") -> str:
     """The cases that must run in one process: a target's, where the suite boots its
-    L1s (they share them; a host's targets are independent); all of an LPAR's (the one
+    L1s (they share them; a host's targets are independent), apart from a `part` of
+    them that starts L1s of its own (one suite's such cases); all of an LPAR's (the one
     L1 of every target); a host's own cases (no target)."""
     if target is None or kind_of(host).lacks(Ability.BOOTS_L1, host):
         return host.name
-    return target.id
+    return f"{target.id}:{part}" if part else target.id

@@ -47,6 +47,8 @@ L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
 # An L2 reboot takes about 6 s (LAB-NOTES); a reboot that has not shown a new
 # banner by then is stuck, not slow.
 L2_REBOOT_TIMEOUT = 45.0
+# An L2 shell reads a line in well under a second, on a busy machine too.
+L2_SHELL_TIMEOUT = 10.0
 POLL_INTERVAL = 0.5
 # Each console byte costs the L1 an exit; warnings, crash traces and errors still show
 # (the boot lines the verbs read, the L2 init prints from its kernel log).
@@ -276,10 +278,15 @@ class L2Guest:
         return self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile or ""]).ok
 
     def reboot_from_inside(self, timeout: float = L2_REBOOT_TIMEOUT) -> None:
-        """`reboot -f` at the L2's shell; wait for its next banner."""
-        booted = self.wait_for(L2_READY, 0)
-        self.send("reboot -f")
-        self.wait_for(L2_READY, timeout, since=booted.end())
+        """`reboot -f` at the L2's shell; wait until the shell has taken it (within
+        `L2_SHELL_TIMEOUT`: a shell that never reads its input will not reboot either),
+        then for its next banner."""
+        self.wait_for(L2_READY, 0)
+        frame = self._framing.frame("reboot -f")
+        since = len(self.text)
+        self.send(frame.line)
+        taken = self.wait_for(frame.begin, L2_SHELL_TIMEOUT, since)
+        self.wait_for(L2_READY, timeout, since=taken.end())
 
     def running(self) -> bool:
         script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'

@@ -5,9 +5,10 @@ Cases that take a `target` are parametrized by host x API (and, with a
 that take a `host` by host, so that every test id starts with the host.  Each case is
 marked with its API and grouped for pytest-xdist (`--dist loadgroup`): by
 target where the suite boots the L1s (a target's cases share its L1s, the
-targets of one host are independent, so they spread over the workers), by host
-on an LPAR, the one L1 of all its targets; and cases that replace the kernel of
-an L1 their target's other cases share run after them.  (Whether a case can run on its host
+targets of one host are independent, so they spread over the workers; a suite's
+cases that start L1s of their own form a group of their own), by host on an
+LPAR, the one L1 of all its targets; and cases that replace the kernel of an L1
+their target's other cases share run after them.  (Whether a case can run on its host
 is decided as it starts: `cases.py`.)
 """
 
@@ -68,11 +69,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
         if host is None:
             continue
         target = target_of(item)
-        item.add_marker(pytest.mark.xdist_group(run_group(host, target)))
+        part = "" if shared_guests_of(item) else item.path.stem
+        item.add_marker(pytest.mark.xdist_group(run_group(host, target, part)))
         if target:
             item.add_marker(getattr(pytest.mark, target.api.marker))
     yield
-    items.sort(key=_replaces_a_shared_l1)   # stable: every other order is kept
+    items.sort(key=_order)   # stable: every other order is kept
+
+
+def shared_guests_of(item: pytest.Item) -> set[str]:
+    """The shared guests of its target (fixtures `l1`, `l2`) a case uses; a case that
+    replaces the shared L1 asks for it as it runs."""
+    uses = {"l1", "l2"} & set(getattr(item, "fixturenames", ()))
+    if item.get_closest_marker("replaces_shared_l1") is not None:
+        uses.add("l1")
+    return uses
+
+
+def _order(item: pytest.Item) -> tuple[bool, bool]:
+    """The cases that share a target's L1s first (their group is its longest), those
+    that replace its kernel after them; then the cases that start L1s of their own."""
+    own_guests = target_of(item) is not None and not shared_guests_of(item)
+    return own_guests, _replaces_a_shared_l1(item)
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:

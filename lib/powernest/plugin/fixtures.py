@@ -27,7 +27,7 @@ from powernest.l2 import L2Guest
 from powernest.lab import LabImages, build_lab, find_lab
 from powernest.nested import Deviation
 from powernest.plugin.cases import expect
-from powernest.plugin.collection import host_of, target_of
+from powernest.plugin.collection import host_of, shared_guests_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
 from powernest.pool import GuestPool
 
@@ -49,12 +49,8 @@ class SharedGuests:
         """Note, for each shared guest, the last of `items` that uses it."""
         last: dict[tuple[str, str], str] = {}
         for item in items:
-            target = target_of(item)
-            uses = set(getattr(item, "fixturenames", ()))
-            if item.get_closest_marker("replaces_shared_l1") is not None:
-                uses.add("l1")   # asked for while it runs (request.getfixturevalue)
-            for name in SHARED:
-                if target is not None and name in uses:
+            if (target := target_of(item)) is not None:
+                for name in shared_guests_of(item):
                     last[(name, target.id)] = item.nodeid
         self.last_uses = {}
         for key, nodeid in last.items():
