@@ -4,7 +4,8 @@
 
 1. a fresh L1 by boot against one restored from its checkpoint, side by side
    (min / median / max of each);
-2. the wall time of `make premerge` and of `make run` (default inventory);
+2. the wall time of `make premerge` (also without the hcall suite's cases, to count
+   what that suite adds to the gate apart) and of `make run` (default inventory);
 3. how well `make run` keeps its workers busy: its wall time against the sum
    of its guests' boot (or restore) times divided by the workers, from the
    run's journal (`guest` events); and the 2-vCPU L2 boot, v2 against v1.
@@ -64,14 +65,16 @@ def l1_start(host: Host, rounds: int, work: Path) -> None:
           f"{statistics.median(timings['checkpoint']) / statistics.median(timings['boot']):.2f}")
 
 
-def make(target: str) -> tuple[float, Path]:
+def make(target: str, pytest_args: str = "", label: str = "") -> tuple[float, Path]:
     """Run a make target; its wall time and the run directory it wrote."""
     started = time.monotonic()
-    done = subprocess.run(["make", target], cwd=REPO, capture_output=True, text=True)
+    done = subprocess.run(["make", target, f"PYTEST_ARGS={pytest_args}"], cwd=REPO,
+                          capture_output=True, text=True)
     took = time.monotonic() - started
     lines = done.stdout.strip().splitlines()
     summary = next((line for line in reversed(lines) if " in " in line), "no summary")
-    print(f"make {target:<9} {took / 60:5.1f} min wall ({took:.0f} s)   {summary.strip('= ')}")
+    print(f"make {label or target:<9} {took / 60:5.1f} min wall ({took:.0f} s)   "
+          f"{summary.strip('= ')}")
     return took, (REPO / "reports" / "latest").resolve()
 
 
@@ -115,7 +118,9 @@ def main() -> None:
         l1_start(host, options.rounds, Path(tmp))
     if options.skip_runs:
         return
-    make("premerge")
+    gate, _ = make("premerge")
+    before, _ = make("premerge", "-k 'not test_hcall'", "premerge without the hcall suite")
+    print(f"  the hcall suite adds {gate - before:.0f} s to make premerge")
     wall, run_dir = make("run")
     boot_share(run_dir, wall)
 

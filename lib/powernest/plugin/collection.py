@@ -14,6 +14,7 @@ is decided as it starts: `cases.py`.)
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Generator
 
 import pytest
@@ -74,7 +75,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
         if target:
             item.add_marker(getattr(pytest.mark, target.api.marker))
     yield
-    items.sort(key=_order)   # stable: every other order is kept
+    sizes = Counter(map(_group, items))
+    items.sort(key=lambda item: _order(item, sizes))   # stable: every other order is kept
 
 
 def shared_guests_of(item: pytest.Item) -> set[str]:
@@ -86,11 +88,17 @@ def shared_guests_of(item: pytest.Item) -> set[str]:
     return uses
 
 
-def _order(item: pytest.Item) -> tuple[bool, bool]:
-    """The cases that share a target's L1s first (their group is its longest), those
-    that replace its kernel after them; then the cases that start L1s of their own."""
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker else ""
+
+
+def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, int, bool]:
+    """The cases that share a target's L1s first (its longest group); then the groups of
+    cases that start L1s of their own, the biggest first, so that the last groups to
+    start are short; in a group, the cases that replace its shared L1's kernel last."""
     own_guests = target_of(item) is not None and not shared_guests_of(item)
-    return own_guests, _replaces_a_shared_l1(item)
+    return own_guests, -sizes[_group(item)] if own_guests else 0, _replaces_a_shared_l1(item)
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:
