@@ -18,6 +18,8 @@ its host key on its console, which becomes the known_hosts entry.
 from __future__ import annotations
 
 import contextlib
+import gzip
+import shutil
 import socket
 import threading
 import time
@@ -55,13 +57,14 @@ class TwinKind:
     nic_device: str    # how QEMU adds that NIC on this board
     memory: str
     boot_timeout: float
+    gzip_initrd: bool = False   # powernv loads at most 128 MiB of initrd; the L1's is 160 MB
 
 
 KINDS = {
     Kind.POWERVM: TwinKind(Kind.POWERVM, "pseries", "power10", ("cap-nested-papr=on",),
                            "ibmveth", "spapr-vlan", "4G", 180),
     Kind.KVM: TwinKind(Kind.KVM, "powernv9", "power9", (), "e1000e",
-                       "e1000e,bus=pcie.0,romfile=", "6G", 300),
+                       "e1000e,bus=pcie.0,romfile=", "6G", 300, gzip_initrd=True),
 }
 
 
@@ -124,6 +127,17 @@ class Twin:
         self.console.close()
 
 
+def _gzipped(image: Path, workdir: Path) -> Path:
+    """A gzip copy of `image` in `workdir`, made once (fast level: it is read once)."""
+    out = workdir / f"{image.name}.gz"
+    if not out.exists():
+        part = out.with_name(out.name + ".part")
+        with image.open("rb") as src, gzip.open(part, "wb", compresslevel=1) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        part.rename(out)
+    return out
+
+
 def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -> Twin:
     """Boot a twin of `kind` and wait for its SSH server; the files go in `workdir`."""
     twin = KINDS[kind]
@@ -133,7 +147,8 @@ def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -
     key = paramiko.ECDSAKey.generate()
     key.write_private_key_file(str(key_file))
     spec = GuestSpec(
-        name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]), initrd=str(lab.l1_initrd),
+        name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]),
+        initrd=str(_gzipped(lab.l1_initrd, workdir) if twin.gzip_initrd else lab.l1_initrd),
         board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory=twin.memory,
         append=(f"console=hvc0 powernest.net={twin.nic} powernest.kvm=1 "
                 f"powernest.ssh={key.get_name()}:{key.get_base64()}"),
