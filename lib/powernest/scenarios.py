@@ -77,9 +77,9 @@ def run_chain(pool: GuestPool, target: Target, scenario: Scenario,
     if scenario.then is not None and not kind.allows_kexec(target.host):
         raise Unavailable(f"{target.host.name} does not allow kexec (allow_kexec: false)")
     l1 = shared() if scenario.on_shared_l1 else None
-    if l1 is not None and l1.kernel == scenario.first and l1.kexecs == 0 \
-            and l1.kvm_load is not None:
-        kvm_load: Result | None = l1.kvm_load   # as the shared L1's cases found kvm-hv
+    if (l1 is not None and l1.kernel == scenario.first and l1.kexecs == 0
+            and l1.kvm_load is not None):   # still as booted: kvm-hv as its cases found it
+        kvm_load: Result | None = l1.kvm_load
     else:
         l1, kvm_load = pool.l1(target, scenario.first, booted=True), None  # the first stage
     try:

@@ -79,10 +79,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None]:
     items.sort(key=lambda item: _order(item, sizes))   # stable: every other order is kept
 
 
+# The fixtures of a target's shared guests, innermost first: an L2 is stopped before its L1.
+SHARED_GUESTS = ("l2", "l1")
+
+
 def shared_guests_of(item: pytest.Item) -> set[str]:
-    """The shared guests of its target (fixtures `l1`, `l2`) a case uses; a case that
+    """The shared guests of its target (`SHARED_GUESTS`) a case uses; a case that
     replaces the shared L1 asks for it as it runs."""
-    uses = {"l1", "l2"} & set(getattr(item, "fixturenames", ()))
+    uses = set(SHARED_GUESTS) & set(getattr(item, "fixturenames", ()))
     if item.get_closest_marker("replaces_shared_l1") is not None:
         uses.add("l1")
     return uses

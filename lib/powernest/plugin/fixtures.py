@@ -27,12 +27,10 @@ from powernest.l2 import L2Guest
 from powernest.lab import LabImages, build_lab, find_lab
 from powernest.nested import Deviation
 from powernest.plugin.cases import expect
-from powernest.plugin.collection import host_of, shared_guests_of, target_of
+from powernest.plugin.collection import SHARED_GUESTS, host_of, shared_guests_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
 from powernest.pool import GuestPool
 
-# The per-target guests cases share, innermost first: an L2 is stopped before its L1.
-SHARED = ("l2", "l1")
 _SHARED = pytest.StashKey["SharedGuests"]()
 
 
@@ -67,7 +65,8 @@ class SharedGuests:
             stop()
 
     def release_after(self, item: pytest.Item) -> None:
-        for key in sorted(self.last_uses.get(item.nodeid, ()), key=lambda k: SHARED.index(k[0])):
+        keys = self.last_uses.get(item.nodeid, [])
+        for key in sorted(keys, key=lambda k: SHARED_GUESTS.index(k[0])):
             self.release(key)
 
 
