@@ -3,10 +3,9 @@ API v2 (or the same one again), reload kvm-hv, reset the machine, and check
 each time that the running kernel's API and KVM state are what the
 expectations table says for the API its L0 offers.
 
-Each (target, scenario) gets an L1 of its own, except that the gate's scenario
-takes over the target's shared L1 once its other cases are done; the scenario
-runs once (`powernest.scenarios.run_chain`) and the cases below check what it
-observed at each stage.
+Each (target, scenario) gets an L1 of its own; the scenario runs once
+(`powernest.scenarios.run_chain`) and the cases below check what it observed
+at each stage.
 """
 
 from __future__ import annotations
@@ -33,8 +32,6 @@ ExpectDeviation = Callable[[Deviation], bool]
 
 def _marks(scenario: Scenario) -> list[pytest.MarkDecorator]:
     marks = [pytest.mark.premerge] if scenario.id == PREMERGE else []
-    if scenario.on_shared_l1:
-        marks.append(pytest.mark.replaces_shared_l1)
     if scenario.then is None:
         marks.append(pytest.mark.requires(Ability.RELOADS_KVM_HV))
     return marks
@@ -47,10 +44,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def chain(target: Target, scenario: Scenario, pool: GuestPool,
-          request: pytest.FixtureRequest) -> dict[str, Stage]:
+def chain(target: Target, scenario: Scenario, pool: GuestPool) -> dict[str, Stage]:
     """The scenario's stages: boot, after and (where the host resets an L1) reset."""
-    return run_chain(pool, target, scenario, shared=lambda: request.getfixturevalue("l1"))
+    return run_chain(pool, target, scenario)
 
 
 def _check(stage: Stage, target: Target, what: str) -> None:

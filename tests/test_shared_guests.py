@@ -15,11 +15,10 @@ HOSTS = Inventory.model_validate({"hosts": [{"name": "a", "kind": "tcg", "cpu": 
 A, B = (Target(host, API.V1) for host in HOSTS.hosts)
 
 
-def case(name: str, target: Target | None, *fixtures: str, marker: str = "") -> Any:
+def case(name: str, target: Target | None, *fixtures: str) -> Any:
     params = {"target": target} if target else {}
     return SimpleNamespace(nodeid=name, fixturenames=["pool", *fixtures],
-                           callspec=SimpleNamespace(params=params),
-                           get_closest_marker=lambda m: m if m == marker else None)
+                           callspec=SimpleNamespace(params=params))
 
 
 def test_each_guest_stops_after_its_last_case_l2_before_l1() -> None:
@@ -44,14 +43,3 @@ def test_a_guest_stopped_early_is_not_stopped_again() -> None:
     shared.release(key)   # the fixture's own teardown, at the end of the session
     assert stopped == ["l1"]
 
-
-def test_a_case_that_takes_the_shared_l1_over_uses_it() -> None:
-    """The kexec chain that asks for the shared L1 while it runs keeps it until it is done."""
-    shared, stopped = SharedGuests(), []
-    takeover = case("chain-a", A, "pool", marker="replaces_shared_l1")
-    shared.plan([case("l1-a", A, "l1"), takeover])   # type: ignore[list-item]
-    shared.hold("l1", A, lambda: stopped.append("l1"))
-    shared.release_after(case("l1-a", A, "l1"))
-    assert stopped == []
-    shared.release_after(takeover)
-    assert stopped == ["l1"]

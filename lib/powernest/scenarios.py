@@ -1,6 +1,6 @@
 """Multi-step procedures the suites observe: kexec chains, kvm-hv reloads, resets.
 
-`run_chain()` takes an L1 through a `Scenario` and records, at each
+`run_chain()` takes a fresh L1 through a `Scenario` and records, at each
 stage, what the running kernel did when kvm-hv loaded and whether its KVM
 runs a VM (the KVM probe, `powernest.kvmprobe`: what a stage asks is whether
 KVM works, not how an L2 Linux boots, which the L2 suites check).  It judges
@@ -11,16 +11,11 @@ A chain's stages: `boot` (the first kernel), `after` (the kexec'd kernel, or
 kvm-hv reloaded) and, where the host kind resets an L1, `reset` (after
 `reboot -f`).  On a powervm host the L1 is the LPAR, kexec'd only into its
 own kernel series and never reset.
-
-The L1 is booted for the chain, except for a scenario `on_shared_l1`: it takes
-over the L1 its target's other cases shared (booted too, kvm-hv loaded), once
-they are done, and saves a boot.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from powernest.console import ConsoleError
@@ -29,7 +24,6 @@ from powernest.guests import L1
 from powernest.kinds import Ability, Target, kind_of
 from powernest.nested import API, observed_api, registers
 from powernest.pool import GuestPool
-from powernest.shell import Result
 
 
 @dataclass(frozen=True)
@@ -40,13 +34,12 @@ class Scenario:
     first: str
     then: str | None
     l2_running: bool = False   # an L2 runs in the L1 when its kernel is replaced
-    on_shared_l1: bool = False  # starts in the target's shared L1, when it runs `first`
 
 
 SCENARIOS = (
     Scenario("6.12-to-6.1", "6.12", "6.1"),
     Scenario("6.1-to-6.12", "6.1", "6.12"),
-    Scenario("6.12-to-6.12", "6.12", "6.12", on_shared_l1=True),
+    Scenario("6.12-to-6.12", "6.12", "6.12"),
     Scenario("6.12-to-6.12-l2-running", "6.12", "6.12", l2_running=True),
     Scenario("kvm-hv-reload", "6.12", None),
 )
@@ -68,24 +61,17 @@ class Stage:
         return observed_api(self.dmesg, self.kernel, self.kvm_hv_loaded)
 
 
-def run_chain(pool: GuestPool, target: Target, scenario: Scenario,
-              shared: Callable[[], L1]) -> dict[str, Stage]:
-    """Run `scenario` in an L1 of `target`, booted for it or (`on_shared_l1`) the one
-    `shared()` gives, and stop that L1; the stages by name (see the module docstring).
-    `Unavailable` if the host cannot run it."""
+def run_chain(pool: GuestPool, target: Target, scenario: Scenario) -> dict[str, Stage]:
+    """Run `scenario` in a fresh L1 of `target`; its stages by name (see the module
+    docstring).  `Unavailable` if the host cannot run it."""
     kind = kind_of(target.host)
     if scenario.then is not None and not kind.allows_kexec(target.host):
         raise Unavailable(f"{target.host.name} does not allow kexec (allow_kexec: false)")
-    l1 = shared() if scenario.on_shared_l1 else None
-    if (l1 is not None and l1.kernel == scenario.first and l1.kexecs == 0
-            and l1.kvm_load is not None):   # still as booted: kvm-hv as its cases found it
-        kvm_load: Result | None = l1.kvm_load
-    else:
-        l1, kvm_load = pool.l1(target, scenario.first, booted=True), None  # the first stage
+    l1 = pool.l1(target, scenario.first, booted=True)   # the boot is the chain's first stage
     try:
         if scenario.then is not None and (reason := l1.kexec_unavailable(scenario.then)):
             raise Unavailable(reason)
-        stages = _first_two(pool, l1, target, scenario, kvm_load)
+        stages = _first_two(pool, l1, target, scenario)
         if kind.lacks(Ability.RESETS_L1, target.host) is None:
             l1.reboot(target.host.timeouts.l1_boot)
             loaded = l1.load_kvm().ok
@@ -95,13 +81,12 @@ def run_chain(pool: GuestPool, target: Target, scenario: Scenario,
         pool.stop(l1)
 
 
-def _first_two(pool: GuestPool, l1: L1, target: Target, scenario: Scenario,
-               kvm_load: Result | None) -> dict[str, Stage]:
-    """The stages as booted (kvm-hv loaded now, unless `kvm_load` says how it was),
-    then after the kexec or reload."""
+def _first_two(pool: GuestPool, l1: L1, target: Target,
+               scenario: Scenario) -> dict[str, Stage]:
+    """The stages as booted, then after the kexec or reload."""
     # A kernel exec'd earlier (an LPAR's, in this run) already registered with L0.
     registered_before = l1.kexecs > 0
-    loaded = (kvm_load or l1.load_kvm()).ok
+    loaded = l1.load_kvm().ok
     # without KVM there is nothing to keep running; the first stage's check says so
     running = pool.l2(l1, target) if scenario.l2_running and loaded else None
     first = _observe(pool, l1, target, registered_before, loaded)

@@ -7,8 +7,8 @@ marked with its API and grouped for pytest-xdist (`--dist loadgroup`): by
 target where the suite boots the L1s (a target's cases share its L1s, the
 targets of one host are independent, so they spread over the workers; a suite's
 cases that start L1s of their own form a group of their own), by host on an
-LPAR, the one L1 of all its targets; and cases that replace the kernel of an L1
-their target's other cases share run after them.  (Whether a case can run on its host
+LPAR, the one L1 of all its targets; and cases that kexec an L1 shared by the
+host's other cases run after them.  (Whether a case can run on its host
 is decided as it starts: `cases.py`.)
 """
 
@@ -84,12 +84,8 @@ SHARED_GUESTS = ("l2", "l1")
 
 
 def shared_guests_of(item: pytest.Item) -> set[str]:
-    """The shared guests of its target (`SHARED_GUESTS`) a case uses; a case that
-    replaces the shared L1 asks for it as it runs."""
-    uses = set(SHARED_GUESTS) & set(getattr(item, "fixturenames", ()))
-    if item.get_closest_marker("replaces_shared_l1") is not None:
-        uses.add("l1")
-    return uses
+    """The shared guests of its target (`SHARED_GUESTS`) a case uses."""
+    return set(SHARED_GUESTS) & set(getattr(item, "fixturenames", ()))
 
 
 def _group(item: pytest.Item) -> str:
@@ -100,16 +96,13 @@ def _group(item: pytest.Item) -> str:
 def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, int, bool]:
     """The cases that share a target's L1s first (its longest group); then the groups of
     cases that start L1s of their own, the biggest first, so that the last groups to
-    start are short; in a group, the cases that replace its shared L1's kernel last."""
+    start are short; in a group, the cases that kexec its shared L1 (an LPAR) last."""
     own_guests = target_of(item) is not None and not shared_guests_of(item)
     return own_guests, -sizes[_group(item)] if own_guests else 0, _replaces_a_shared_l1(item)
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:
-    """Whether the case replaces the kernel of an L1 its target's other cases share: it
-    says so (`replaces_shared_l1`), or it kexecs an LPAR."""
+    """Whether the case kexecs an L1 the host's other cases share (an LPAR)."""
     target = target_of(item)
-    return target is not None and (
-        item.get_closest_marker("replaces_shared_l1") is not None
-        or (item.get_closest_marker("kexec") is not None
-            and kind_of(target.host).lacks(Ability.BOOTS_L1, target.host) is not None))
+    return (target is not None and item.get_closest_marker("kexec") is not None
+            and kind_of(target.host).lacks(Ability.BOOTS_L1, target.host) is not None)

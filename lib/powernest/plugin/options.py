@@ -12,8 +12,6 @@ MARKERS = {
     "api_v1": "cases under API v1 (nested-hv)",
     "api_v2": "cases under API v2 (nested-papr)",
     "kexec": "cases that kexec an L1",
-    "replaces_shared_l1": "cases that take over their target's shared L1 (the l1 fixture) "
-                          "and replace its kernel: they run after its other cases",
     "slow": "cases that take minutes",
     "requires(ability)": "the case needs a powernest.kinds.Ability of its host's kind; "
                          "skipped with the reason where the kind lacks it",
