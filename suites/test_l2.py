@@ -12,9 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from powernest.nested import IDLE_L2_SPINS, TLB_INVALIDATE, VPA_ELEMENT, Deviation
-from powernest.testing import L1, GuestPool, L2Guest
-
-SHELL_TIMEOUT = 10  # an L2 under v1 answers in well under a second, on a busy machine too
+from powernest.testing import L1, L2_SHELL_TIMEOUT, GuestPool, L2Guest
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +33,7 @@ def test_l2_runs_under_kvm(l2: L2Guest) -> None:
 @pytest.mark.premerge
 @pytest.mark.deviation(IDLE_L2_SPINS)
 def test_l2_shell_answers(l2: L2Guest) -> None:
-    result = l2.run(["uname", "-r"], timeout=SHELL_TIMEOUT)
+    result = l2.run(["uname", "-r"], timeout=L2_SHELL_TIMEOUT)
     assert result.ok and result.stdout.strip() == l2.kernel_release
 
 

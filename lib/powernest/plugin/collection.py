@@ -93,12 +93,16 @@ def _group(item: pytest.Item) -> str:
     return str(marker.args[0]) if marker else ""
 
 
-def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, int, bool]:
+def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, bool, bool, int]:
     """The cases that share a target's L1s first (its longest group); then the groups of
-    cases that start L1s of their own, the biggest first, so that the last groups to
-    start are short; in a group, the cases that kexec its shared L1 (an LPAR) last."""
+    cases that start L1s of their own, the longest first, so that the last groups to
+    start are short: kexec chains (a chain's three cases take about 22 s, one L1 booted,
+    kexec'd and reset), then the others by their number of cases (an hcall case takes
+    about a second); the cases that kexec a shared L1 (an LPAR's) after all others."""
     own_guests = target_of(item) is not None and not shared_guests_of(item)
-    return own_guests, -sizes[_group(item)] if own_guests else 0, _replaces_a_shared_l1(item)
+    chain = item.get_closest_marker("kexec") is not None
+    return (own_guests, _replaces_a_shared_l1(item), own_guests and not chain,
+            -sizes[_group(item)] if own_guests else 0)
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:
