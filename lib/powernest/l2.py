@@ -59,6 +59,7 @@ WAIT_SLICE = 2.0
 L2_APPEND = "console=hvc0 loglevel=5"
 _B64 = re.compile(r"[A-Za-z0-9+/]+=*")
 _MD5 = re.compile(r"^[0-9a-f]{32}  ")
+_CUT_IN = re.compile(r"(?<=[^\r\n])\[ *\d+\.\d+\] [^\r\n]*\r*\n")   # a kernel line mid-line
 # KVM-HV's register dump for a vCPU exit it cannot handle (kvmppc_dump_regs, then the
 # `trap=... | pc=... | msr=...` line of kvmppc_handle_exit_hv): the L2 is not running.
 KVM_VCPU_DUMP = r"vcpu [0-9a-fx]+ \([0-9]+\):|trap=0x[0-9a-f]+ \| pc=0x"
@@ -264,6 +265,12 @@ class L2Guest:
         lines = self.text[start.end():end].replace("\r", "").splitlines()[1:]
         return "\n".join(lines)
 
+    def boot_lines(self) -> str:
+        """The console text with the kernel's own messages taken out of the lines they cut
+        in two: the L2 init prints boot lines from its kernel log while the kernel may
+        print (`[ 0.25] s[ 4.82] hrtimer: interrupt took ... ns` newline `mp: Brought up`)."""
+        return _CUT_IN.sub("", self.text)
+
     def hardware_name(self) -> str:
         """The L2 kernel's `Hardware name:` boot line, as its console printed it.
 
@@ -271,7 +278,7 @@ class L2Guest:
         (arch/powerpc/platforms/pseries/setup.c) prints `hv:<compatible>` from the
         device tree's /hypervisor node, which QEMU adds only under KVM.
         """
-        match = re.search(r"Hardware name: [^\r\n]*", self.text)
+        match = re.search(r"Hardware name: [^\r\n]*", self.boot_lines())
         return match[0] if match else ""
 
     def runs_under_kvm(self) -> bool:
@@ -280,12 +287,12 @@ class L2Guest:
 
     def cpus(self) -> int | None:
         """How many CPUs the L2 kernel brought up (`smp: Brought up 1 node, N CPUs`)."""
-        match = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", self.text)
+        match = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", self.boot_lines())
         return int(match[1]) if match else None
 
     def memory_mib(self) -> float | None:
         """The memory size the L2 kernel reported at boot (`Memory: .../<total>K`)."""
-        match = re.search(r"Memory: \d+K/(\d+)K", self.text)
+        match = re.search(r"Memory: \d+K/(\d+)K", self.boot_lines())
         return int(match[1]) / 1024 if match else None
 
     def kill(self) -> bool:
