@@ -34,6 +34,7 @@ from powernest.console import (
     ConsoleClosed,
     ConsoleError,
     ConsoleTimeout,
+    Frame,
     Framing,
     GuestCrash,
     find_failure,
@@ -242,13 +243,17 @@ class L2Guest:
         self.l1.run(["sh", "-c", 'printf "%s\\n" "$1" > "$2.in"', "sh", line, self.fifo],
                     check=True)
 
-    def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = False) -> Result:
-        """Run a command at the L2 shell, framed like the L1's."""
-        command = quote(argv)
+    def _type(self, command: str, timeout: float) -> tuple[Frame, re.Match[str]]:
+        """Type `command` framed; wait (up to `timeout`) until the shell has taken it."""
         frame = self._framing.frame(command)
         since = len(self.text)
         self.send(frame.line)
-        begin = self.wait_for(frame.begin, timeout, since)
+        return frame, self.wait_for(frame.begin, timeout, since)
+
+    def run(self, argv: Sequence[str], timeout: float = 120.0, check: bool = False) -> Result:
+        """Run a command at the L2 shell, framed like the L1's."""
+        command = quote(argv)
+        frame, begin = self._type(command, timeout)
         end = self.wait_for(frame.end, timeout, begin.end())
         output = self.text[begin.end():end.start()].replace("\r", "").strip("\n")
         result = Result(command, int(end[1]), output + "\n" if output else "")
@@ -305,10 +310,7 @@ class L2Guest:
         `L2_SHELL_TIMEOUT`: a shell that never reads its input will not reboot either),
         then for its next banner."""
         self.wait_for(L2_READY, 0)
-        frame = self._framing.frame("reboot -f")
-        since = len(self.text)
-        self.send(frame.line)
-        taken = self.wait_for(frame.begin, L2_SHELL_TIMEOUT, since)
+        _, taken = self._type("reboot -f", L2_SHELL_TIMEOUT)
         self.wait_for(L2_READY, timeout, since=taken.end())
 
     def running(self) -> bool:
