@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from powernest.local import LocalShell
-from powernest.qemu import GuestSpec, check_start, cpu_models, errors, version
+from powernest.qemu import LAB_KERNEL_ARGS, GuestSpec, check_start, cpu_models, errors, version
 
 NEEDS_QEMU = pytest.mark.skipif(shutil.which("qemu-system-ppc64") is None,
                                 reason="qemu-system-ppc64 is not installed (make setup)")
@@ -19,7 +19,7 @@ def test_l1_argv() -> None:
     argv = spec.argv()
     assert argv[argv.index("-M") + 1] == "pseries,x-vof=on,cap-nested-hv=on"
     assert "-nographic" in argv and argv[argv.index("-pidfile") + 1] == "/tmp/g.pid"
-    assert argv[-2:] == ["-append", "console=hvc0"]
+    assert argv[-2:] == ["-append", f"console=hvc0 {LAB_KERNEL_ARGS}"]
 
 
 def test_l2_argv_with_pipe_console() -> None:

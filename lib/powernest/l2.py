@@ -41,7 +41,7 @@ from powernest.console import (
     tail,
 )
 from powernest.errors import PowernestError
-from powernest.qemu import GuestSpec, GuestStartError, errors
+from powernest.qemu import LAB_KERNEL_ARGS, GuestSpec, GuestStartError, errors
 from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
 
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
@@ -57,7 +57,7 @@ L2_SHELL_TIMEOUT = 5.0
 WAIT_SLICE = 2.0
 # Each console byte costs the L1 an exit; warnings, crash traces and errors still show
 # (the boot lines the verbs read, the L2 init prints from its kernel log).
-L2_APPEND = "console=hvc0 loglevel=5"
+L2_APPEND = f"console=hvc0 loglevel=5 {LAB_KERNEL_ARGS}"
 _B64 = re.compile(r"[A-Za-z0-9+/]+=*")
 _MD5 = re.compile(r"^[0-9a-f]{32}  ")
 _CUT_IN = re.compile(r"(?<=[^\r\n])\[ *\d+\.\d+\] [^\r\n]*\r*\n")   # a kernel line mid-line

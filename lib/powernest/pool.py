@@ -26,7 +26,7 @@ from powernest.kinds import Target, kind_of
 from powernest.l2 import L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
-from powernest.qemu import GuestSpec, checkpoint_key
+from powernest.qemu import SPAPR_RNG, GuestSpec, checkpoint_key
 
 # A checkpoint is saved with the L1 stopped (`qemu.save_state`); without this, QEMU
 # would also restore it stopped.
@@ -82,7 +82,7 @@ class GuestPool:
                          machine_props=(f"{target.api.cap}=on", *host.l1_machine),
                          accel=kind_of(host).accel, cpu=host.cpu, memory=host.memory,
                          qemu=session.qemu, data_dir=host.qemu_data_dir,
-                         pidfile=f"/tmp/{name}.pid", extra=RESTORED_L1S_RUN)
+                         pidfile=f"/tmp/{name}.pid", extra=(*SPAPR_RNG, *RESTORED_L1S_RUN))
 
     def boot(self, target: Target, kernel: str | None = None, *,
              restore: bool = False) -> L1Guest:

@@ -35,7 +35,7 @@ from powernest.guests import L1_READY
 from powernest.inventory import Kind
 from powernest.lab import LabImages
 from powernest.local import LocalShell
-from powernest.qemu import GuestSpec, GuestStartError
+from powernest.qemu import LAB_KERNEL_ARGS, SPAPR_RNG, GuestSpec, GuestStartError
 
 # to the end of the line: pexpect matches as soon as it can, maybe on half a key
 HOSTKEY = r"POWERNEST-SSH-HOSTKEY (ssh-\S+ [A-Za-z0-9+/]+=*)[\r\n]"
@@ -150,10 +150,11 @@ def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -
         name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]),
         initrd=str(_gzipped(lab.l1_initrd, workdir) if twin.gzip_initrd else lab.l1_initrd),
         board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory=twin.memory,
-        append=(f"console=hvc0 powernest.net={twin.nic} powernest.kvm=1 "
+        append=(f"console=hvc0 {LAB_KERNEL_ARGS} powernest.net={twin.nic} powernest.kvm=1 "
                 f"powernest.ssh={key.get_name()}:{key.get_base64()}"),
         extra=("-netdev", f"user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:22",
-               "-device", f"{twin.nic_device},netdev=net0"))
+               "-device", f"{twin.nic_device},netdev=net0",
+               *(SPAPR_RNG if twin.board == "pseries" else ())))
     log_path = workdir / f"{name}.console.log"
     started = time.monotonic()
     console = Console(LocalShell(name).spawn(spec.argv()), log_path, name)
