@@ -48,9 +48,14 @@ class LocalShell:
         """Start argv on a pty; it is SIGKILLed if this process dies."""
         if shutil.which(argv[0]) is None:
             raise ShellError(f"{self.name}: `{argv[0]}` not found on PATH")
-        return pexpect.spawn(argv[0], list(argv[1:]), encoding="utf-8",
+        proc = pexpect.spawn(argv[0], list(argv[1:]), encoding="utf-8",
                              codec_errors="replace", echo=False, dimensions=(50, 400),
                              preexec_fn=_die_with_parent)
+        # pexpect sleeps 50 ms before each send (for programs that are slow to turn echo
+        # off after a password prompt); a guest's console takes input at any time, and
+        # those sleeps were a tenth of a case's wall time, its L1 idle.
+        proc.delaybeforesend = None
+        return proc
 
     def put(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
