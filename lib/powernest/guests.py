@@ -340,26 +340,26 @@ class L1Guest(L1Commands):
         return f"/lib/modules/{self.kernel_release}/{name}.ko"
 
     def reload_kvm_hv(self) -> Result:
-        """rmmod kvm-hv and insmod it again, without a kexec."""
-        self.run(["rmmod", "kvm_hv"], check=True)
+        """rmmod kvm-hv (a VM whose QEMU was just killed may hold it a moment longer:
+        tried for up to 5 s) and insmod it again, without a kexec."""
+        self.run(["sh", "-c", 'i=0; until rmmod kvm_hv; do [ "$i" -lt 50 ] && sleep 0.1 '
+                  '&& i=$((i + 1)) || exit 1; done'], check=True)
         self.kvm_load = self.run(["insmod", self._module("kvm-hv")])
         return self.kvm_load
 
     def kexec_unavailable(self, kernel: str) -> str | None:
-        if self.kexecs:   # see kexec()
-            return f"{self.name} was kexec'd: its initramfs holds no lab kernel"
-        return None   # the L1 image holds every lab kernel
+        # the L1 image holds every lab kernel, a kexec'd L1's initramfs none (see kexec())
+        return f"{self.name} was kexec'd: it has no lab kernel" if self.kexecs else None
 
     def kexec(self, kernel: str, timeout: float) -> None:
         """kexec into /boot/vmlinux-<kernel> with this L1's own files as initramfs.
 
-        The initramfs L0 passed is gone once L1 runs, so `mkself` rebuilds one
-        from the running root.  `--mem-min` keeps the new images away from the
-        old kernel's low memory (see LAB-NOTES: without it kexec -e hangs).
-        `--no-checks`: no SHA-256 of the 200 MB loaded, at load and again in the
-        purgatory (under TCG 2.8 s of each kexec's 8.3).  The lab kernels, 93 of the
-        160 MB, stay out of the new initramfs: a kexec'd L1 is probed and reset, it
-        boots no L2 and kexecs no further (a kexec: 6.2 s with them, 4.5 s without).
+        The initramfs L0 passed is gone once L1 runs: `mkself` rebuilds one from the
+        running root, but for the lab kernels (93 of its 160 MB; a kexec'd L1 is probed
+        and reset, it boots no L2 and kexecs no further: 4.5 s a kexec, not 6.2).
+        `--mem-min` keeps the new images off the old kernel's low memory (without it
+        kexec -e hangs).  `--no-checks`: no SHA-256 of what is loaded, at load and in
+        the purgatory (under TCG 2.8 s of each kexec's 8.3).
         """
         self.run(["sh", "-c", 'mkself "$1" /boot/vmlinux-*', "sh", "/tmp/self.cpio"],
                  timeout=timeout, check=True)

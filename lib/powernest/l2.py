@@ -42,10 +42,11 @@ from powernest.console import (
 )
 from powernest.errors import PowernestError
 from powernest.qemu import LAB_KERNEL_ARGS, GuestSpec, GuestStartError, errors
-from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
+from powernest.shell import CommandFailed, Result, Runner, quote
 
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
+L2_PROMPT = "powernest-l2# "
 # An L2 reboot takes about 6 s (LAB-NOTES); a reboot that has not shown a new
 # banner by then is stuck, not slow.
 L2_REBOOT_TIMEOUT = 45.0
@@ -102,6 +103,7 @@ class L2Guest:
         self.boot_seconds = 0.0
         self._framing = Framing("__L2_")
         self._kernel_mark = 1     # the L1 kernel log's first line since the launch
+        self._prompt_from = 0     # where the shell's next prompt shows: after its banner
 
     @classmethod
     def in_l1(cls, l1: L2Host, log_dir: Path, boot_timeout: float,
@@ -144,7 +146,7 @@ class L2Guest:
         match = self.wait_for(L2_READY, self.boot_timeout)
         self.kernel_release = match[1]
         self.boot_seconds = time.monotonic() - started
-        self.wait_for(L2_CPUINFO_END, self.boot_timeout)
+        self._prompt_from = self.wait_for(L2_CPUINFO_END, self.boot_timeout).end()
 
     def start_probe(self) -> None:
         """Launch a KVM probe (`powernest.kvmprobe`) and wait until it has printed."""
@@ -244,7 +246,10 @@ class L2Guest:
                     check=True)
 
     def _type(self, command: str, timeout: float) -> tuple[Frame, re.Match[str]]:
-        """Type `command` framed; wait (up to `timeout`) until the shell has taken it."""
+        """At the shell's prompt (as by hand: a line typed before the shell reads is
+        taken at boot, whether or not the console's input interrupts reach the L2),
+        type `command` framed; wait (up to `timeout`) until the shell has taken it."""
+        self.wait_for(L2_PROMPT, timeout, self._prompt_from)
         frame = self._framing.frame(command)
         since = len(self.text)
         self.send(frame.line)
@@ -255,6 +260,7 @@ class L2Guest:
         command = quote(argv)
         frame, begin = self._type(command, timeout)
         end = self.wait_for(frame.end, timeout, begin.end())
+        self._prompt_from = end.end()
         output = self.text[begin.end():end.start()].replace("\r", "").strip("\n")
         result = Result(command, int(end[1]), output + "\n" if output else "")
         if check and not result.ok:
@@ -312,6 +318,7 @@ class L2Guest:
         self.wait_for(L2_READY, 0)
         _, taken = self._type("reboot -f", L2_SHELL_TIMEOUT)
         self.wait_for(L2_READY, timeout, since=taken.end())
+        self._prompt_from = self.wait_for(L2_CPUINFO_END, timeout, since=taken.end()).end()
 
     def running(self) -> bool:
         script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'
@@ -324,9 +331,10 @@ class L2Guest:
             return
         with contextlib.suppress(PowernestError):
             self.poll()
+        # The L1 kernel destroys the VM as QEMU exits; wait (up to 10 s) until it has.
+        script = ('pid=$(cat "$1" 2>/dev/null) || exit 0; kill -9 "$pid" 2>/dev/null; '
+                  'rm -f "$1"; i=0; while grep -q . "/proc/$pid/cmdline" 2>/dev/null '
+                  '&& [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done')
         if self.spec.pidfile:
-            kill_pidfile(self.l1, self.spec.pidfile)
-        # The L1 kernel destroys the VM once QEMU is gone; wait for that.
-        script = 'for i in $(seq 50); do pgrep -f "$1" >/dev/null || exit 0; sleep 0.2; done'
-        with contextlib.suppress(PowernestError):
-            self.l1.run(["sh", "-c", script, "sh", f"-name {self.spec.name} "], timeout=30)
+            with contextlib.suppress(PowernestError):
+                self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile], timeout=30)
