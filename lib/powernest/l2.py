@@ -6,7 +6,7 @@ pair inside the L1 whose output a `cat` in the L1 appends to a file.  The
 controller fetches what is new in that file, the L1 first waiting until there
 is some (base64, so the L2's own crash text cannot be mistaken for the L1's),
 and mirrors it to the local console log; commands
-reach the L2 shell through the input FIFO, framed like the L1's
+reach the L2 shell at its prompt through the input FIFO, framed like the L1's
 (`console.Framing`).  Verbs read what the L2 reported: `runs_under_kvm()`,
 `cpus()`, `memory_mib()`; `kill()` and `reboot_from_inside()` act on it.
 
