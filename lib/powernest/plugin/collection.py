@@ -93,19 +93,16 @@ def _group(item: pytest.Item) -> str:
     return str(marker.args[0]) if marker else ""
 
 
-def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, int, int]:
+def _order(item: pytest.Item, sizes: Counter[str]) -> tuple[bool, bool, bool, int]:
     """The cases that share a target's L1s first (its longest group); then the groups of
     cases that start L1s of their own, the longest first, so that the last groups to
     start are short: kexec chains (a chain's three cases take about 20 s, one L1 booted,
     kexec'd and reset), then the others by their number of cases (an hcall case takes
-    about a second), then a host's cases that start no guest (a tenth of a second each);
-    the cases that kexec a shared L1 (an LPAR's) after all others."""
-    target = target_of(item)
-    shared = target is not None and bool(shared_guests_of(item))
-    own_guests = target is not None and not shared
+    about a second); the cases that kexec a shared L1 (an LPAR's) after all others."""
+    own_guests = target_of(item) is not None and not shared_guests_of(item)
     chain = item.get_closest_marker("kexec") is not None
-    rank = 0 if shared else 1 if own_guests and chain else 2 if own_guests else 3
-    return (_replaces_a_shared_l1(item), rank, -sizes[_group(item)] if own_guests else 0)
+    return (own_guests, _replaces_a_shared_l1(item), own_guests and not chain,
+            -sizes[_group(item)] if own_guests else 0)
 
 
 def _replaces_a_shared_l1(item: pytest.Item) -> bool:
