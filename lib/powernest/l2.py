@@ -296,6 +296,11 @@ class L2Guest:
         """Whether the L2 kernel saw a KVM hypervisor (`hv:linux,kvm`, see hardware_name)."""
         return "hv:linux,kvm" in self.hardware_name()
 
+    def ready_uptime(self) -> float | None:
+        """The L2's uptime, by its own clock, when its init printed its first banner."""
+        match = re.search(L2_READY + r"([0-9.]+)", self.text)
+        return float(match[2]) if match else None
+
     def cpus(self) -> int | None:
         """How many CPUs the L2 kernel brought up (`smp: Brought up 1 node, N CPUs`)."""
         match = re.search(r"smp: Brought up \d+ nodes?, (\d+) CPUs?", self.boot_lines())
