@@ -19,6 +19,7 @@ pytestmark = pytest.mark.nightly
 # run, beside another worker); one that takes 20 s waits for its own CPUs.
 SMP_L2_PROMPT_WITHIN = 20.0
 
+
 def assert_l1_healthy(l1: L1) -> None:
     """No panic, oops, lockup or stall in the L1's log; kvm-hv loaded, /dev/kvm there."""
     dmesg = l1.dmesg()
