@@ -42,7 +42,7 @@ from powernest.console import (
 )
 from powernest.errors import PowernestError
 from powernest.qemu import LAB_KERNEL_ARGS, GuestSpec, GuestStartError, errors
-from powernest.shell import CommandFailed, Result, Runner, quote
+from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
 
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
@@ -336,10 +336,5 @@ class L2Guest:
             return
         with contextlib.suppress(PowernestError):
             self.poll()
-        # The L1 kernel destroys the VM as QEMU exits; wait (up to 10 s) until it has.
-        script = ('pid=$(cat "$1" 2>/dev/null) || exit 0; kill -9 "$pid" 2>/dev/null; '
-                  'rm -f "$1"; i=0; while grep -q . "/proc/$pid/cmdline" 2>/dev/null '
-                  '&& [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done')
-        if self.spec.pidfile:
-            with contextlib.suppress(PowernestError):
-                self.l1.run(["sh", "-c", script, "sh", self.spec.pidfile], timeout=30)
+        if self.spec.pidfile:   # the L1 kernel destroys the VM as QEMU exits: wait for it
+            kill_pidfile(self.l1, self.spec.pidfile, wait=10)

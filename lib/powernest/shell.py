@@ -90,8 +90,14 @@ class Shell(Runner, Protocol):
         ...
 
 
-def kill_pidfile(runner: Runner, pidfile: str) -> None:
-    """SIGKILL the process a pidfile names, if it is still there."""
-    script = 'test -s "$1" && kill -9 "$(cat "$1")" 2>/dev/null; rm -f "$1"; true'
+def kill_pidfile(runner: Runner, pidfile: str, wait: float = 0.0) -> None:
+    """SIGKILL the process a pidfile names, if it is still there; then wait up to `wait`
+    seconds until it has exited (its /proc cmdline is empty once its memory is gone).
+    Only /proc and busybox are needed: an L1 has no pgrep."""
+    script = ('pid=$(cat "$1" 2>/dev/null); [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; '
+              'rm -f "$1"; i=0; while [ -n "$pid" ] && [ "$i" -lt "$2" ] '
+              '&& grep -q . "/proc/$pid/cmdline" 2>/dev/null; do sleep 0.1; i=$((i + 1)); '
+              'done; true')
     with contextlib.suppress(Exception):  # teardown must not mask the test's own error
-        runner.run(["sh", "-c", script, "sh", pidfile], timeout=30)
+        runner.run(["sh", "-c", script, "sh", pidfile, str(round(wait * 10))],
+                   timeout=30 + wait)
