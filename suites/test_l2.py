@@ -7,19 +7,22 @@ xfails (see powernest.nested).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from powernest.nested import IDLE_L2_SPINS, TLB_INVALIDATE, VPA_ELEMENT, Deviation
-from powernest.testing import L1, L2_SHELL_TIMEOUT, GuestPool, L2Guest
+from powernest.testing import L1, L2_SHELL_TIMEOUT, L2Guest, SharedGuests, Target
 
 
-@pytest.fixture(scope="session")
-def l1_log_after_l2(l1: L1, l2: L2Guest, pool: GuestPool) -> Iterator[str]:
-    """The L1's kernel log once its L2 ran and was stopped."""
-    pool.stop(l2)
-    yield l1.dmesg()
+@pytest.fixture
+def l1_log_after_l2(request: pytest.FixtureRequest, l1: L1, target: Target,
+                    shared_guests: SharedGuests) -> str:
+    """The shared L1's kernel log once its shared L2 ran and was stopped (read once for
+    each shared L1)."""
+    def read() -> str:
+        request.getfixturevalue("l2")
+        shared_guests.release(("l2", target.id))
+        return l1.dmesg()
+    return shared_guests.memo("l1_log_after_l2", target, read)
 
 
 @pytest.mark.premerge

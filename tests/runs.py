@@ -49,3 +49,10 @@ def suite_properties(junit: Path, suite: str) -> dict[str, str]:
             return {p.get("name", ""): p.get("value", "")
                     for p in el.findall("properties/property")}
     raise AssertionError(f"no testsuite {suite} in {junit}")
+
+
+def qemu_running(tag: str) -> list[str]:
+    """The QEMU processes of guests whose name starts with `pn.<tag>`."""
+    done = subprocess.run(["pgrep", "-af", f"qemu-system-ppc64 -name pn.{tag}"],
+                          capture_output=True, text=True)
+    return done.stdout.splitlines()

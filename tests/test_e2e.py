@@ -21,7 +21,16 @@ from powernest.guests import L1Guest
 from powernest.lab import LabImages
 from powernest.local import LocalShell
 from powernest.qemu import GuestSpec
-from runs import PYTEST, REPO, green_run, outcomes, suite_properties, suites, validate
+from runs import (
+    PYTEST,
+    REPO,
+    green_run,
+    outcomes,
+    qemu_running,
+    suite_properties,
+    suites,
+    validate,
+)
 from sshd import Sshd, running_sshd
 
 
@@ -30,12 +39,6 @@ def ssh_section(server: Sshd, indent: str) -> str:
     fields = {"host": server.host, "port": server.port, "user": server.user,
               "key_file": server.key_file, "known_hosts": server.known_hosts}
     return "".join(f"{indent}{key}: {value}\n" for key, value in fields.items())
-
-
-def qemu_running(tag: str) -> list[str]:
-    done = subprocess.run(["pgrep", "-af", f"qemu-system-ppc64 -name pn.{tag}"],
-                          capture_output=True, text=True)
-    return done.stdout.splitlines()
 
 
 def test_l1_and_l2_under_v2_locally(tmp_path: Path, lab: LabImages) -> None:

@@ -1,5 +1,5 @@
 """A guest console as the test's eyes: expect-style reading, logged as it
-arrives, that fails at once on a kernel panic, oops, lockup or RCU stall.
+arrives, that fails at once on a kernel panic, oops, lockup, RCU stall or hung task.
 
 `Console` wraps any pexpect object (a local pty or an SSH channel);
 `ConsoleShell` runs commands at a shell prompt on a console and returns
@@ -8,7 +8,10 @@ their output and exit code, so an L1 is driven like any other `Shell`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
+import hashlib
 import itertools
 import re
 import signal
@@ -30,8 +33,11 @@ FAILURES: dict[str, str] = {
     "soft lockup": r"BUG: soft lockup",
     "hard lockup": r"hard LOCKUP",
     "RCU stall": r"rcu: INFO: \S+ (?:self-)?detected stalls?|rcu_\w+ self-detected stall",
+    "hung task": r"INFO: task \S+ blocked for more than \d+ seconds",
 }
 _FAILURE = re.compile("|".join(f"(?P<f{i}>{p})" for i, p in enumerate(FAILURES.values())))
+_B64 = re.compile(r"[A-Za-z0-9+/]+=*")
+_MD5 = re.compile(r"^[0-9a-f]{32}  ")
 NOTE = "# powernest: "   # lines the controller itself adds to a console log
 TRACE_QUIET = 1.5   # seconds of silence that end a crash trace
 TRACE_MAX = 8.0     # seconds spent collecting a crash trace at most
@@ -67,6 +73,21 @@ class ConsoleClosed(ConsoleError):
         self.output = output
         self.ended = ended
         super().__init__(message, log)
+
+
+def intact(printed: str) -> str | None:
+    """What a file held that a script printed with `base64 FILE; md5sum FILE` (base64: no
+    text in the file can be taken for a crash on the console); None if it did not cross
+    the console intact (the kernel may print on it at any moment)."""
+    lines = printed.replace("\r", "").split("\n")
+    digest = next((line.split()[0] for line in lines if _MD5.match(line)), "")
+    try:
+        data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line)))
+    except binascii.Error:
+        return None
+    if hashlib.md5(data).hexdigest() != digest:  # noqa: S324 - integrity, not security
+        return None
+    return data.decode("utf-8", "replace")
 
 
 def find_failure(text: str) -> tuple[str, int] | None:

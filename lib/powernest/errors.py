@@ -7,6 +7,8 @@ connections (`ShellError`), consoles (`ConsoleError`), the inventory
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 
 class PowernestError(Exception):
     """An error of powernest's own; its message says what happened and where."""
@@ -14,3 +16,12 @@ class PowernestError(Exception):
 
 class Unavailable(PowernestError):
     """What a case asks for cannot be had on this host; the message is the skip reason."""
+
+
+def chain(exc: BaseException | None) -> Iterator[BaseException]:
+    """`exc`, then what it was raised from or while handling, and so on."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__

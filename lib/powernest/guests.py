@@ -35,6 +35,7 @@ from powernest.console import (
     ConsoleError,
     ConsoleShell,
     ConsoleTimeout,
+    intact,
     tail,
 )
 from powernest.l2 import L2Host
@@ -115,6 +116,10 @@ class L1(L2Host, Protocol):
 
     def dmesg(self) -> str: ...
 
+    def begin_case(self, case: str) -> None: ...
+
+    def case_log(self, timeout: float | None = None) -> str: ...
+
     def kexec_unavailable(self, kernel: str) -> str | None:
         """Why this L1 cannot be kexec'd into `kernel`; None if it can."""
         ...
@@ -128,6 +133,16 @@ class L1(L2Host, Protocol):
     def stop(self) -> None: ...
 
 
+# The line that starts a case's part of an L1's kernel log (`L1Commands.begin_case`).
+CASE_MARK = "powernest: case "
+_CASE_MARKS = itertools.count(1)
+# The kernel log after the line that holds $1 (cut in the L1: only the case's part crosses
+# its console), all of it if $1 is empty or no line holds it; printed for `console.intact`.
+_CASE_LOG = ("{ [ -n \"$1\" ] && dmesg | awk -v m=\"$1\" 'f { print; next } "
+             "index($0, m) { f = 1 } END { exit !f }' || dmesg; } > /tmp/.pn-log; "
+             "base64 /tmp/.pn-log; md5sum /tmp/.pn-log")
+READ_TRIES = 3   # a kernel message on the console cut into the output: read it again
+
 _STOP_TRACING = ("for t in /sys/kernel/tracing /sys/kernel/debug/tracing; do "
                  '[ -w "$t/events/enable" ] && echo 0 > "$t/events/enable"; done; true')
 
@@ -137,6 +152,7 @@ class L1Commands:
 
     kernel_release = ""
     _l2_ids: itertools.count[int]
+    _case_mark = ""
 
     def run(self, argv: Sequence[str], timeout: float | None = None,
             check: bool = False) -> Result:
@@ -154,6 +170,22 @@ class L1Commands:
 
     def dmesg(self) -> str:
         return self.run(["dmesg"], check=True).stdout
+
+    def begin_case(self, case: str) -> None:
+        """Mark in the kernel log that `case` begins here: `case_log()` reads from the mark."""
+        self._case_mark = f"{CASE_MARK}{next(_CASE_MARKS)} {case}"
+        self.run(["sh", "-c", 'echo "<5>$1" > /dev/kmsg', "sh", self._case_mark], check=True)
+
+    def case_log(self, timeout: float | None = None) -> str:
+        """The kernel log since the current case began (`begin_case`); all of it when no
+        case began here, or when the mark has left the kernel's log buffer."""
+        for _ in range(READ_TRIES):
+            printed = self.run(["sh", "-c", _CASE_LOG, "sh", self._case_mark], timeout,
+                               check=True).stdout
+            if (log := intact(printed)) is not None:
+                return log
+        raise ConsoleError("the kernel log could not be read intact through the console in "
+                           f"{READ_TRIES} tries", None)
 
     def next_l2_role(self) -> str:
         return naming.l2_role(next(self._l2_ids))

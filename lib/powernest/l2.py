@@ -18,10 +18,7 @@ of its boot timeout.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import Sequence
@@ -38,6 +35,7 @@ from powernest.console import (
     Framing,
     GuestCrash,
     find_failure,
+    intact,
     tail,
 )
 from powernest.errors import PowernestError
@@ -59,8 +57,6 @@ WAIT_SLICE = 2.0
 # Each console byte costs the L1 an exit; warnings, crash traces and errors still show
 # (the boot lines the verbs read, the L2 init prints from its kernel log).
 L2_APPEND = f"console=hvc0 loglevel=5 {LAB_KERNEL_ARGS}"
-_B64 = re.compile(r"[A-Za-z0-9+/]+=*")
-_MD5 = re.compile(r"^[0-9a-f]{32}  ")
 _CUT_IN = re.compile(r"(?<=[^\r\n])\[ *\d+\.\d+\] [^\r\n]*\r*\n")   # a kernel line mid-line
 # KVM-HV's register dump for a vCPU exit it cannot handle (kvmppc_dump_regs, then the
 # `trap=... | pc=... | msr=...` line of kvmppc_handle_exit_hv): the L2 is not running.
@@ -188,14 +184,8 @@ class L2Guest:
             result = self.l1.run(["sh", "-c", script, "sh", str(offset + 1),
                                   f"{self.fifo}.log", str(tenths), self.spec.pidfile or ""])
             tenths = 0
-            lines = result.stdout.split("\n")
-            digest = next((line.split()[0] for line in lines if _MD5.match(line)), "")
-            try:
-                data = base64.b64decode("".join(line for line in lines if _B64.fullmatch(line)))
-            except binascii.Error:  # a line was lost to a kernel message: fetch again
-                continue
-            if hashlib.md5(data).hexdigest() == digest:  # noqa: S324 - integrity, not security
-                return data.decode("utf-8", "replace")
+            if (text := intact(result.stdout)) is not None:
+                return text
         raise ConsoleError(f"{self.spec.name}: the L2 console log could not be read intact "
                            f"through {self.l1.name}'s console in {tries} tries",
                            self.log_path)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from powernest.errors import PowernestError
 from powernest.hcalls import numbers
-from powernest.shell import Result, Runner, ShellError
+from powernest.shell import Result, Runner
 
 if TYPE_CHECKING:
     from powernest.l2 import L2Host
@@ -236,7 +236,7 @@ class HcallTraces:
     def start(self, l1: L2Host) -> None:
         try:
             start(l1)
-        except (HcallTraceError, ShellError) as exc:
+        except PowernestError as exc:   # a trace error, a shell or console that failed
             self.untraced[l1.name] = str(exc).splitlines()[0]
         else:
             self._totals[l1.name] = HcallSummary()
@@ -247,6 +247,6 @@ class HcallTraces:
             return self.untraced.get(l1.name, "")
         try:
             self._totals[l1.name] += collect(l1)
-        except (HcallTraceError, ShellError) as exc:
+        except PowernestError as exc:   # a trace error, a shell or console that failed
             return f"not collected: {str(exc).splitlines()[0]}"
         return "; ".join(str(self._totals[l1.name]).splitlines())

@@ -22,13 +22,13 @@ not the product's failure.
 from __future__ import annotations
 
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
 from powernest.console import ConsoleError, ConsoleTimeout
-from powernest.errors import Unavailable
+from powernest.errors import Unavailable, chain
 from powernest.guests import L1
 from powernest.hosts import HostSession
 from powernest.kinds import Ability, Target, kind_of
@@ -41,8 +41,10 @@ from powernest.reporting.junit import FAILED_LOG, L0_STARVED
 from powernest.shell import CommandTimeout
 
 _STARTED = pytest.StashKey[float]()
+# the known deviations that made a case a strict xfail (`expect`)
+DEVIATIONS_MET = pytest.StashKey[list[Deviation]]()
 # what a starved L0 shows in its guests: their watchdogs fire (console.FAILURES' names)
-_STARVATION_SIGNS = ("soft lockup", "hard lockup", "RCU stall")
+_STARVATION_SIGNS = ("soft lockup", "hard lockup", "RCU stall", "hung task")
 
 
 def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSession,
@@ -52,6 +54,7 @@ def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSe
              and d.applies(target.api, session.qemu_version)]
     for d in found:
         item.add_marker(pytest.mark.xfail(strict=True, reason=d.reason(session.qemu_version)))
+    item.stash[DEVIATIONS_MET] = [*item.stash.get(DEVIATIONS_MET, []), *found]
     return found
 
 
@@ -146,22 +149,13 @@ def _starvation_sign(exc: BaseException | None) -> bool:
     """Whether a failure is what a starved L0 causes: a guest lockup or stall (on a
     console, or found in a kernel log), or a wait that ran out."""
     return any(isinstance(e, ConsoleTimeout | CommandTimeout)
-               or any(sign in str(e) for sign in _STARVATION_SIGNS) for e in _chain(exc))
+               or any(sign in str(e) for sign in _STARVATION_SIGNS) for e in chain(exc))
 
 
 def failed_log(exc: BaseException | None) -> Path | None:
     """The console log of the first `ConsoleError` along `exc`'s causes and contexts
     (`pytest.fail` in an `except L0Died` block still names the L1's log)."""
-    return next((e.log for e in _chain(exc) if isinstance(e, ConsoleError) and e.log), None)
-
-
-def _chain(exc: BaseException | None) -> Iterator[BaseException]:
-    """`exc`, then what it was raised from or while handling, and so on."""
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__ or exc.__context__
+    return next((e.log for e in chain(exc) if isinstance(e, ConsoleError) and e.log), None)
 
 
 def _record_guest(item: pytest.Item, guest: L1 | L2Guest, level: str,

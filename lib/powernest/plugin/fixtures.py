@@ -1,21 +1,15 @@
 """The fixtures the suites use.
 
-Session-wide: `run_context`, `lab`, `host_sessions`, `pool`, `hcall_runner`;
-per target (shared by its cases): `l1`, `l2`; per case: `host_session` and
+Session-wide: `run_context`, `lab`, `host_sessions`, `pool`, `hcall_runner`,
+`shared_guests`; per case: `l1` and `l2`, a target's shared guests (started,
+replaced and stopped by `powernest.plugin.shared`), `host_session` and
 `expect_deviation`.  What every case records is `cases.py`'s.
-
-A target's shared guests are stopped as soon as the last case that uses them
-has run (`SharedGuests`), not when pytest next needs another target's: an idle
-L2 under API v2 keeps a host CPU busy (`nested.IDLE_L2_SPINS`), and would slow
-every case that runs after it.  So a fixture must not use a shared guest in its
-teardown.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,69 +21,16 @@ from powernest.l2 import L2Guest
 from powernest.lab import LabImages, build_lab, find_lab
 from powernest.nested import Deviation
 from powernest.plugin.cases import expect
-from powernest.plugin.collection import SHARED_GUESTS, host_of, shared_guests_of, target_of
+from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
+from powernest.plugin.shared import SharedGuests
+from powernest.plugin.shared import shared_guests as shared_guests_of_run
 from powernest.pool import GuestPool
-
-_SHARED = pytest.StashKey["SharedGuests"]()
-
-
-@dataclass
-class SharedGuests:
-    """Stops each shared guest (fixture name, target id) after the last case that uses it
-    in the run's order: a worker runs its cases in that order, and all of a target's
-    cases run in one worker (`collection.pytest_collection_modifyitems`)."""
-
-    last_uses: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    _stops: dict[tuple[str, str], Callable[[], None]] = field(default_factory=dict)
-
-    def plan(self, items: list[pytest.Item]) -> None:
-        """Note, for each shared guest, the last of `items` that uses it."""
-        last: dict[tuple[str, str], str] = {}
-        for item in items:
-            if (target := target_of(item)) is not None:
-                for name in shared_guests_of(item):
-                    last[(name, target.id)] = item.nodeid
-        self.last_uses = {}
-        for key, nodeid in last.items():
-            self.last_uses.setdefault(nodeid, []).append(key)
-
-    def hold(self, name: str, target: Target, stop: Callable[[], None]) -> tuple[str, str]:
-        key = (name, target.id)
-        self._stops[key] = stop
-        return key
-
-    def release(self, key: tuple[str, str]) -> None:
-        """Stop the guest of `key` unless it was stopped already."""
-        if (stop := self._stops.pop(key, None)) is not None:
-            stop()
-
-    def release_after(self, item: pytest.Item) -> None:
-        keys = self.last_uses.get(item.nodeid, [])
-        for key in sorted(keys, key=lambda k: SHARED_GUESTS.index(k[0])):
-            self.release(key)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.stash[_SHARED] = SharedGuests()
-
-
-def pytest_collection_finish(session: pytest.Session) -> None:
-    session.config.stash[_SHARED].plan(session.items)
-
-
-@pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
-    """As the last case that uses a shared guest is torn down, first stop the guest: before
-    the case's own fixtures (none uses a shared guest in its teardown) and before `cases`
-    reads what its L1 did, which a spinning L2 slowed to 7 s."""
-    item.config.stash[_SHARED].release_after(item)
-    return (yield)
 
 
 @pytest.fixture(scope="session")
 def shared_guests(pytestconfig: pytest.Config) -> SharedGuests:
-    return pytestconfig.stash[_SHARED]
+    return shared_guests_of_run(pytestconfig)
 
 
 @pytest.fixture(scope="session")
@@ -144,25 +85,24 @@ def hcall_runner(run_context: RunContext, lab: LabImages,
     runner.close()
 
 
-@pytest.fixture(scope="session")
-def l1(target: Target, pool: GuestPool, shared_guests: SharedGuests) -> Iterator[L1]:
-    """A fresh L1 on the target with kvm and kvm-hv loaded, shared by the target's cases
-    (on a powervm host: the LPAR, with kvm-hv as it finds it or loaded now).  Booted, not
-    restored: test_l1_boots checks the boot."""
-    guest = pool.l1_with_kvm(target, booted=True)
-    key = shared_guests.hold("l1", target, lambda: pool.stop(guest))
-    yield guest
-    shared_guests.release(key)
+@pytest.fixture
+def l1(request: pytest.FixtureRequest, target: Target, pool: GuestPool,
+       shared_guests: SharedGuests) -> L1:
+    """The target's shared L1 with kvm and kvm-hv loaded (on a powervm host: the LPAR,
+    with kvm-hv as it finds it or loaded now), its kernel log marked as this case begins.
+    The first is booted, not restored (test_l1_boots checks the boot); one that replaces
+    an L1 retired after an incident (`powernest.plugin.shared`) is restored."""
+    guest = shared_guests.get(
+        "l1", target, lambda replacing: pool.l1_with_kvm(target, booted=not replacing),
+        pool.stop)
+    guest.begin_case(request.node.nodeid)
+    return guest
 
 
-@pytest.fixture(scope="session")
-def l2(l1: L1, target: Target, pool: GuestPool,
-       shared_guests: SharedGuests) -> Iterator[L2Guest]:
-    """An L2 booted in the shared L1 under -accel kvm, shared by the target's cases."""
-    guest = pool.l2(l1, target)
-    key = shared_guests.hold("l2", target, lambda: pool.stop(guest))
-    yield guest
-    shared_guests.release(key)
+@pytest.fixture
+def l2(l1: L1, target: Target, pool: GuestPool, shared_guests: SharedGuests) -> L2Guest:
+    """An L2 booted in the target's shared L1 under -accel kvm, shared by its cases."""
+    return shared_guests.get("l2", target, lambda replacing: pool.l2(l1, target), pool.stop)
 
 
 @pytest.fixture
