@@ -300,3 +300,50 @@ def test_unavailable_skips_every_case_with_its_reason(tmp_path: Path) -> None:
     assert [(e["outcome"], e["message"]) for e in ends] == [
         ("skipped", "this host has no such thing"), ("skipped", "this host has no such thing"),
         ("skipped", "nor this")]
+
+
+def _run_of(reports: Path, run_id: str, code: str, started: str,
+            cases: dict[str, tuple[str, str]]) -> None:
+    """A run's journal: `cases` maps a test name to its outcome and L1 kernel."""
+    path = reports / run_id / journal.JOURNAL
+    path.parent.mkdir(parents=True)
+    journal.append(path, "run", run_id=run_id, hosts=["h1"], started=started, code=code)
+    for name, (outcome, kernel) in cases.items():
+        nodeid = f"suites/test_x.py::{name}"
+        journal.append(path, "start", nodeid=nodeid, name=name, classname="suites.test_x",
+                       suite="h1/nested-hv", properties={"host": "h1", "api": "nested-hv"})
+        journal.append(path, "end", nodeid=nodeid, outcome=outcome, message=f"{outcome} here",
+                       details="", properties={"l0": "QEMU 10.0.2 (TCG)", "l1_kernel": kernel})
+
+
+def test_an_outcome_that_changed_with_the_same_code_l0_and_kernel_is_marked_flaky(
+        tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    k, other = "6.12.95+deb12-powerpc64le", "6.1.0-50-powerpc64le"
+    _run_of(reports, "r1", "abc", "2026-01-01T06:00:00+00:00",
+            {"test_a[h1-nested-hv]": ("passed", k), "test_b[h1-nested-hv]": ("passed", k),
+             "test_c[h1-nested-hv]": ("passed", other), "test_d[h1-nested-hv]": ("skipped", k)})
+    _run_of(reports, "r2", "older", "2026-01-01T07:00:00+00:00",
+            {"test_e[h1-nested-hv]": ("passed", k)})
+    _run_of(reports, "r3", "abc", "2026-01-01T08:00:00+00:00",
+            {"test_a[h1-nested-hv]": ("failed", k), "test_b[h1-nested-hv]": ("passed", k),
+             "test_c[h1-nested-hv]": ("failed", k), "test_d[h1-nested-hv]": ("failed", k),
+             "test_e[h1-nested-hv]": ("failed", k)})
+    for run in ("r1", "r2"):
+        dashboard.build(reports, reports / run)
+    page = html.parse(str(dashboard.build(reports, reports / "r3"))).getroot()
+
+    # a: failed where the same code passed on the same L0 and kernel. c: another kernel then;
+    # d: skipped then (it says nothing); e: passed only with other code: a regression, "new"
+    rows = page.xpath("//section[@id='flaky']//tr[td]")
+    assert [r.xpath("td")[0].text for r in rows] == ["test_a[h1-nested-hv]"]
+    assert "r1: passed" in rows[0].xpath("td")[2].text_content()
+    cells = {c.get("data-test"): c for c in page.xpath(having("td", "cell") + "[@data-test]")}
+    assert cells["test_a"].xpath(having("span", "flaky"))
+    assert not cells["test_e"].xpath(having("span", "flaky"))
+    badges = {li.xpath("code")[0].text: [b.text for b in li.xpath(having("span", "badge"))]
+              for li in page.xpath("//div[contains(@class, 'failure')]//ul[@class='cases']/li")}
+    assert badges["test_a[h1-nested-hv]"] == ["flaky"]
+    assert badges["test_e[h1-nested-hv]"] == ["new"]
+    record = json.loads((reports / history.HISTORY / "r3.json").read_text())
+    assert record["code"] == "abc" and record["cases"]["test_b[h1-nested-hv]"][0] == "passed"

@@ -9,10 +9,12 @@ replaced and stopped by `powernest.plugin.shared`), `host_session` and
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from powernest.console import ConsoleError
 from powernest.guests import L1
 from powernest.hcalls.runner import HcallRunner
 from powernest.hosts import HostSession
@@ -23,7 +25,7 @@ from powernest.nested import Deviation
 from powernest.plugin.cases import expect
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
-from powernest.plugin.shared import SharedGuests
+from powernest.plugin.shared import RETIRED, SharedGuests, SharedGuestWarning
 from powernest.plugin.shared import shared_guests as shared_guests_of_run
 from powernest.pool import GuestPool
 
@@ -92,10 +94,21 @@ def l1(request: pytest.FixtureRequest, target: Target, pool: GuestPool,
     with kvm-hv as it finds it or loaded now), its kernel log marked as this case begins.
     The first is booted, not restored (test_l1_boots checks the boot); one that replaces
     an L1 retired after an incident (`powernest.plugin.shared`) is restored."""
-    guest = shared_guests.get(
-        "l1", target, lambda replacing: pool.l1_with_kvm(target, booted=not replacing),
-        pool.stop)
-    guest.begin_case(request.node.nodeid)
+    def shared_l1() -> L1:
+        return shared_guests.get(
+            "l1", target, lambda replacing: pool.l1_with_kvm(target, booted=not replacing),
+            pool.stop)
+
+    guest = shared_l1()
+    try:
+        guest.begin_case(request.node.nodeid)
+    except ConsoleError as exc:   # it failed between two cases: this case gets a fresh one
+        why = f"the L1 failed before the case began: {str(exc).splitlines()[0]}"
+        warnings.warn(SharedGuestWarning(why), stacklevel=1)
+        request.node.user_properties.append((RETIRED, why))
+        shared_guests.retire(target)
+        guest = shared_l1()
+        guest.begin_case(request.node.nodeid)
     return guest
 
 

@@ -28,6 +28,7 @@ from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, load_inventory
 from powernest.plugin.recording import JournalWriter
 from powernest.reporting import journal
+from powernest.version import code_version
 
 _CTX = pytest.StashKey["RunContext"]()
 
@@ -132,7 +133,8 @@ def start_run(config: pytest.Config) -> None:
     if workerinput is None:
         journal.append(ctx.journal, "run", run_id=run_id, inventory=str(path),
                        hosts=[h.name for h in hosts], controller=socket.gethostname(),
-                       started=journal.now(), shard=config.getoption("shard"))
+                       started=journal.now(), shard=config.getoption("shard"),
+                       code=code_version())
         _point_latest(reports, ctx.run_dir)
         config.pluginmanager.register(JournalWriter(ctx), "powernest-journal")
         config.pluginmanager.register(XdistController(ctx), "powernest-xdist")

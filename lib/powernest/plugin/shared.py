@@ -18,7 +18,8 @@ again by a later case.  They are retired as well when the L1 does not answer
 that check, when a guest's console failed during the case (a crash, a timeout,
 QEMU gone), and when the case met a known deviation that leaves its L1 damaged
 (`Deviation.damages_l1`).  A case that retired them says why in its
-`shared_guests_retired` property.
+`shared_guests_retired` property; so does a case whose L1 failed before it began
+(the `l1` fixture gives it a fresh one, with a warning).
 """
 
 from __future__ import annotations

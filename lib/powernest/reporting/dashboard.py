@@ -3,8 +3,9 @@
 Built from the run's journal.  Shows the run (hosts, L0 versions, kernels,
 counts), a matrix of test functions by host and API coloured by outcome, the
 failures with links to their console logs, the hcall cases by L0 (`hcalls`),
-and the trend of the last runs from `reports/history/<run-id>.json`, one
-small summary per run written here.
+the flaky cases (another outcome in an earlier run of the same code on the
+same L0 and L1 kernel: `history.flaky`), and the trend of the last runs from
+`reports/history/<run-id>.json`, one small summary per run written here.
 Times show their UTC offset.  The page is self-contained: inline CSS and
 SVG, no scripts, no network.
 """
@@ -83,6 +84,7 @@ class Entry:
     logs: list[Log]
     anchor: str
     new: bool = False
+    flaky: list[str] = field(default_factory=list)   # other outcomes, same code, L0, kernel
 
     @property
     def outcome(self) -> str:
@@ -127,10 +129,15 @@ class Cell:
         return sum(e.outcome in ("passed", "xpassed") for e in self.entries)
 
     @property
+    def flaky(self) -> bool:
+        return any(e.flaky for e in self.entries)
+
+    @property
     def title(self) -> str:
         return "\n".join(f"{e.param or e.case.name}: {e.outcome}"
                          + (f" ({e.deviation})" if e.deviation else "")
                          + (f" - {e.message}" if e.message and e.outcome != "passed" else "")
+                         + (f" [flaky: {'; '.join(e.flaky)}]" if e.flaky else "")
                          for e in self.entries)
 
 
@@ -312,12 +319,16 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
     previous = set(records[position - 1].get("failing", [])) if position else None
     shown = records[max(0, position + 1 - last):position + 1]
 
+    flakes = history.flaky(record, records[:position])
+
     consoles = sorted((run_dir / "consoles").glob("*.log"))
     entries = [_entry(c, i, run_dir, reports, consoles) for i, c in enumerate(run.cases.values())]
+    for entry in entries:
+        entry.flaky = flakes.get(entry.case.name, [])
     failures: dict[tuple[str, str], Failure] = {}
     for entry in sorted((e for e in entries if e.outcome in FAILING),
                         key=lambda e: (_rank(e.outcome), e.case.suite, e.case.name)):
-        entry.new = previous is not None and entry.case.name not in previous
+        entry.new = previous is not None and entry.case.name not in previous and not entry.flaky
         group = failures.setdefault((entry.outcome, entry.message),
                                     Failure(entry.outcome, entry.message, []))
         group.entries.append(entry)
@@ -336,6 +347,7 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
                 if c.host != before.host},
         rows=_rows(entries), failures=list(failures.values()),
         deviations=deviations, hcall=hcalls.section(entries, run_dir, reports),
+        flaky=[e for e in entries if e.flaky],
         trend=history.trend(shown, record["run_id"]), runs=len(shown),
         run_href=quote(os.path.relpath(run_dir, reports)),
         generated=history.iso(datetime.now().astimezone()))

@@ -1,8 +1,10 @@
 """The run history behind the dashboard's trend: `reports/history/<run-id>.json`.
 
-One small record per run (counts, failing cases, start, end and duration),
-written when the dashboard is built for that run, and the geometry of the
-trend chart drawn from the last records.  Times are ISO 8601 with their UTC
+One small record per run (counts, failing cases, start, end and duration, the
+code that ran and each case's outcome with its L0 and L1 kernel), written when
+the dashboard is built for that run; the geometry of the trend chart drawn from
+the last records; and the flaky cases: an outcome that changed between runs of
+the same code on the same L0 and L1 kernel.  Times are ISO 8601 with their UTC
 offset; a journal's times without one are the controller's local time.
 """
 
@@ -23,6 +25,10 @@ HISTORY = "history"
 # Worst first: a dashboard cell of several cases takes the colour of its worst.
 OUTCOMES = ("interrupted", "error", "failed", "xpassed", "xfailed", "passed", "skipped")
 FAILING = ("interrupted", "error", "failed")
+# What an outcome says of the product when the same case runs again (a skip or an
+# interrupted run says nothing of it).
+VERDICTS = {"passed": "passed", "failed": "failed", "error": "failed", "xfailed": "xfailed",
+            "xpassed": "xpassed"}
 
 
 def parse_time(text: Any) -> datetime | None:
@@ -69,7 +75,28 @@ def summary(run: Run, run_dir: Path) -> dict[str, Any]:
             "started": iso(started) if started else run.started,
             "ended": iso(ended) if ended else None, "duration": duration,
             "hosts": run.info.get("hosts", []), "counts": counts(run),
-            "failing": sorted(c.name for c in run.cases.values() if c.outcome in FAILING)}
+            "failing": sorted(c.name for c in run.cases.values() if c.outcome in FAILING),
+            "code": run.info.get("code", ""),
+            "cases": {c.name: [c.outcome, c.properties.get("l0", ""),
+                               c.properties.get("l1_kernel", "")] for c in run.cases.values()}}
+
+
+def flaky(record: dict[str, Any], earlier: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The cases of `record` that had another outcome in an `earlier` record of the same
+    code, on the same L0 and L1 kernel: case name -> `<run id>: <outcome>` of each."""
+    code = record.get("code")
+    found: dict[str, list[str]] = {}
+    if not code:
+        return found
+    for name, (outcome, *ran_on) in record.get("cases", {}).items():
+        if outcome not in VERDICTS:
+            continue
+        for other in earlier:
+            then = other.get("cases", {}).get(name) if other.get("code") == code else None
+            if then and then[1:] == ran_on and VERDICTS.get(then[0], VERDICTS[outcome]) \
+                    != VERDICTS[outcome]:
+                found.setdefault(name, []).append(f"{other.get('run_id', '?')}: {then[0]}")
+    return found
 
 
 def write(reports: Path, record: dict[str, Any]) -> None:
