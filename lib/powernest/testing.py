@@ -19,10 +19,11 @@ from powernest.hosts import HostSession
 from powernest.inventory import CPU_MODELS, Host
 from powernest.kinds import Ability, Target
 from powernest.l2 import L2_SHELL_TIMEOUT, L2Guest
+from powernest.l2runs import L2Runs
 from powernest.plugin.shared import SharedGuests
 from powernest.pool import GuestPool
 from powernest.scenarios import SCENARIOS, Scenario, Stage, run_chain
 
 __all__ = ["CPU_MODELS", "L2_SHELL_TIMEOUT", "SCENARIOS", "Ability", "GuestPool", "Host",
-           "HostSession", "L1", "L2Guest", "Scenario", "SharedGuests", "Stage", "Target",
+           "HostSession", "L1", "L2Guest", "L2Runs", "Scenario", "SharedGuests", "Stage", "Target",
            "Unavailable", "run_chain"]
