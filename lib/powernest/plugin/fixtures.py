@@ -25,14 +25,13 @@ from powernest.nested import Deviation
 from powernest.plugin.cases import expect
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
-from powernest.plugin.shared import RETIRED, SharedGuests, SharedGuestWarning
-from powernest.plugin.shared import shared_guests as shared_guests_of_run
+from powernest.plugin.shared import RETIRED, SharedGuests, SharedGuestWarning, registry
 from powernest.pool import GuestPool
 
 
 @pytest.fixture(scope="session")
 def shared_guests(pytestconfig: pytest.Config) -> SharedGuests:
-    return shared_guests_of_run(pytestconfig)
+    return registry(pytestconfig)
 
 
 @pytest.fixture(scope="session")

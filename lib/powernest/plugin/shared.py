@@ -131,7 +131,8 @@ class SharedGuests:
             self.release(key)
 
 
-def shared_guests(config: pytest.Config) -> SharedGuests:
+def registry(config: pytest.Config) -> SharedGuests:
+    """The run's shared guests (this process's)."""
     return config.stash[_SHARED]
 
 
@@ -140,14 +141,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    shared_guests(session.config).plan(session.items)
+    registry(session.config).plan(session.items)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Once a case that shares its target's L1 has run: judge the L1 (module docstring)."""
     target = target_of(item)
-    shared = shared_guests(item.config)
+    shared = registry(item.config)
     l1 = shared.current("l1", target) if target and "l1" in shared_guests_of(item) else None
     if target is None or not isinstance(l1, L1):
         return (yield)
@@ -216,5 +217,5 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object
     """As the last case that uses a shared guest is torn down, first stop the guest: before
     the case's own fixtures (none uses a shared guest in its teardown) and before `cases`
     reads what its L1 did, which a spinning L2 slowed to 7 s."""
-    shared_guests(item.config).release_after(item)
+    registry(item.config).release_after(item)
     return (yield)
