@@ -32,9 +32,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from powernest.console import ConsoleError, GuestCrash, find_failure
+from powernest.console import ConsoleError, find_failure
 from powernest.errors import PowernestError, Unavailable, chain
-from powernest.guests import L1
+from powernest.guests import L1, last_words
 from powernest.kinds import Target
 from powernest.plugin.cases import DEVIATIONS_MET
 from powernest.plugin.collection import SHARED_GUESTS, shared_guests_of, target_of
@@ -190,7 +190,9 @@ def _incident(l1: L1) -> L1Incident | None:
     """What the L1's kernel logged since the case began, if it is an incident; or that
     the L1 no longer answers."""
     if not l1.alive():
-        return L1Incident(f"{l1.name} ended during the case", l1.log_path)
+        said = last_words(l1.log_path.read_text(errors="replace"))
+        return L1Incident(f"{l1.name} ended during the case; its L0 QEMU said: "
+                          f"{'; '.join(said) or 'nothing'}", l1.log_path)
     try:
         log = l1.case_log(LOG_CHECK_TIMEOUT)
     except PowernestError as exc:
@@ -206,10 +208,11 @@ def _incident(l1: L1) -> L1Incident | None:
 
 
 def _reported(incident: L1Incident, l1: L1, exc: BaseException | None) -> bool:
-    """Whether the case's own failure already is the incident: a crash on the L1's
-    console, or a message that quotes what the L1's kernel logged."""
-    return any(isinstance(e, GuestCrash) and e.log == l1.log_path or incident.seen in str(e)
-               for e in chain(exc))
+    """Whether the case's own failure already is about its L1: an error of the L1's
+    console (a crash, its L0's death, a timeout), one of a command in the L1, or a
+    message that quotes what the L1's kernel logged."""
+    return any(isinstance(e, ConsoleError) and e.log == l1.log_path
+               or str(e).startswith(l1.name) or incident.seen in str(e) for e in chain(exc))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
