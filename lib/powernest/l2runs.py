@@ -26,26 +26,33 @@ _EVENTS = ("kvm_hv/kvm_guest_enter", "kvm_hv/kvm_guest_exit")
 _START = ('rmdir "$1" 2>/dev/null; mkdir "$1" && echo "$2" > "$1/buffer_size_kb" && '
           + " && ".join(f'echo 1 > "$1/events/{e}/enable"' for e in _EVENTS))
 # The longest enter-to-exit time on one CPU in the trace, in seconds, and the exit's line.
-_LONGEST = ("awk '/kvm_guest_(enter|exit)/ { t = \"\"; c = \"\"; "
+_LONGEST = ("awk '/^# entries-in-buffer\\/entries-written:/ { split($3, n, \"/\") } "
+            "/kvm_guest_(enter|exit)/ { t = \"\"; c = \"\"; "
             "for (i = 1; i <= NF; i++) { if ($i ~ /^\\[[0-9]+\\]$/) c = $i; "
             "if ($i ~ /^[0-9]+[.][0-9]+:$/) { t = $i + 0; break } } "
             "if (t == \"\") next; if ($0 ~ /kvm_guest_enter/) { at[c] = t; next } "
             "if (c in at && t - at[c] >= worst) { worst = t - at[c]; line = $0 } delete at[c] } "
-            "END { if (line != \"\") printf \"PN-LONGEST %.3f %s\\n\", worst, line }' \"$1/trace\"")
-_RESULT = re.compile(r"PN-LONGEST (\d+\.\d+) +(.*)")
+            "END { if (line != \"\") printf \"PN-LONGEST %.3f %d %d %s\\n\", worst, n[1], n[2], "
+            "line }' \"$1/trace\"")
+_RESULT = re.compile(r"PN-LONGEST (\d+\.\d+) (\d+) (\d+) +(.*)")
 READ_TIMEOUT = 60.0
 READ_TRIES = 3
 
 
 @dataclass(frozen=True)
 class L2Run:
-    """The longest L2 run seen: its seconds, and the L1 kernel's line for its exit."""
+    """The longest L2 run seen: its seconds, the L1 kernel's line for its exit, and how
+    many of the events written the trace kept (a long boot's first ones are lost)."""
 
     seconds: float
     exit: str
+    kept: int
+    written: int
 
     def __str__(self) -> str:
-        return f"{self.seconds:.3f} s, ended by: {self.exit.strip()}"
+        lost = (f" (of the last {self.kept} of {self.written} events)"
+                if self.kept < self.written else "")
+        return f"{self.seconds:.3f} s{lost}, ended by: {self.exit.strip()}"
 
 
 class L2Runs:
@@ -70,7 +77,8 @@ class L2Runs:
             try:
                 found = _RESULT.search(self.l1.run(["sh", "-c", _LONGEST, "sh", INSTANCE],
                                                    timeout=READ_TIMEOUT, check=True).stdout)
-                self.longest = L2Run(float(found[1]), found[2]) if found else None
+                self.longest = (L2Run(float(found[1]), found[4], int(found[2]), int(found[3]))
+                                if found else None)
                 self.l1.run(["sh", "-c", 'rmdir "$1" 2>/dev/null; true', "sh", INSTANCE])
                 return
             except GuestCrash:   # the rest of an L1 incident printed meanwhile: read again
