@@ -18,7 +18,7 @@ def code_version() -> str:
     try:
         head = _git("rev-parse", "--short=12", "HEAD").decode().strip()
         diff = _git("diff", "HEAD")
-    except (OSError, subprocess.CalledProcessError):
+    except (OSError, subprocess.SubprocessError):
         return f"powernest {__version__}"
     return f"{head}+{hashlib.sha256(diff).hexdigest()[:8]}" if diff else head
 

@@ -12,12 +12,13 @@ One incident, one red.  As each case that shares an L1 begins, the L1's kernel
 log is marked (`L1.begin_case`); once the case has run, the log since the mark
 is read.  A panic, an oops, a lockup, a stall or a hung task there
 (`console.FAILURES`) is reported on that case, with the log's lines: it fails
-the case if nothing else did.  The target's shared guests are then retired and
-the next case that shares them gets fresh ones, so an incident is never read
-again by a later case.  They are retired as well when the L1 does not answer
-that check, when a guest's console failed during the case (a crash, a timeout,
-QEMU gone), and when the case met a known deviation that leaves its L1 damaged
-(`Deviation.damages_l1`).  A case that retired them says why in its
+the case if nothing else did.  The target's shared guests are then retired as
+the case's teardown begins (its report has read how long their L0s waited for a
+CPU: `cases.py`), and the next case that shares them gets fresh ones, so an
+incident is never read again by a later case.  They are retired as well when
+the L1 does not answer that check, when a guest's console failed during the
+case (a crash, a timeout, QEMU gone), and when the case met a known deviation
+that leaves its L1 damaged (`Deviation.damages_l1`).  A case that retired them says why in its
 `shared_guests_retired` property; so does a case whose L1 failed before it began
 (the `l1` fixture gives it a fresh one, with a warning).
 """
@@ -46,6 +47,7 @@ RETIRED = "shared_guests_retired"   # the case property: why its target's guests
 # second beside another worker); one that has not answered by then is not fit to share.
 LOG_CHECK_TIMEOUT = 30.0
 _SHARED = pytest.StashKey["SharedGuests"]()
+_RETIRE = pytest.StashKey[Target]()   # the case left the shared guests of this target unfit
 
 
 class L1Incident(ConsoleError):
@@ -167,8 +169,9 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
 
 def _judge(item: pytest.Item, target: Target, l1: L1, exc: BaseException | None,
            shared: SharedGuests) -> L1Incident | None:
-    """Retire the target's shared guests if the case left them unfit; the incident to
-    report on the case, unless `exc` reports it already."""
+    """Note that the case left its target's shared guests unfit (they are retired as its
+    teardown begins, once its report has read how long their L0s waited for a CPU); the
+    incident to report on the case, unless `exc` reports it already."""
     incident = _incident(l1)
     if incident is not None:
         why = str(incident).splitlines()[0]
@@ -180,7 +183,7 @@ def _judge(item: pytest.Item, target: Target, l1: L1, exc: BaseException | None,
     else:
         return None
     item.user_properties.append((RETIRED, why))
-    shared.retire(target)
+    item.stash[_RETIRE] = target
     if incident is None or _reported(incident, l1, exc):
         return None
     return incident
@@ -217,8 +220,12 @@ def _reported(incident: L1Incident, l1: L1, exc: BaseException | None) -> bool:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
-    """As the last case that uses a shared guest is torn down, first stop the guest: before
-    the case's own fixtures (none uses a shared guest in its teardown) and before `cases`
-    reads what its L1 did, which a spinning L2 slowed to 7 s."""
-    registry(item.config).release_after(item)
+    """As a case that left its target's shared guests unfit, or the last case that uses a
+    shared guest, is torn down, first stop them: before the case's own fixtures (none uses
+    a shared guest in its teardown) and before `cases` reads what its L1 did, which a
+    spinning L2 slowed to 7 s."""
+    shared = registry(item.config)
+    if (target := item.stash.get(_RETIRE, None)) is not None:
+        shared.retire(target)
+    shared.release_after(item)
     return (yield)
