@@ -110,6 +110,7 @@ def test_an_l1_lockup_makes_one_red_case_and_the_next_case_gets_a_fresh_l1(
 
     first = cases["test_1_lockup_in_the_kernel_log"]
     assert "kernel logged a soft lockup during this case" in first.message
+    assert "l0_cpu_wait_s" in first.properties   # read before its L1 was retired
     assert "stuck for 25s! [pn-selftest:1]" in first.details
     assert first.attachments[0].endswith(".log") and "l1" in first.attachments[0]
     assert "soft lockup" in cases["test_6_lockup_on_the_console"].message
