@@ -41,6 +41,7 @@ _MD5 = re.compile(r"^[0-9a-f]{32}  ")
 NOTE = "# powernest: "   # lines the controller itself adds to a console log
 TRACE_QUIET = 1.5   # seconds of silence that end a crash trace
 TRACE_MAX = 8.0     # seconds spent collecting a crash trace at most
+PROMPT_AFTER_INTERRUPT = 5.0   # seconds a shell may take to prompt again after Ctrl-C
 
 
 class ConsoleError(PowernestError):
@@ -246,9 +247,11 @@ class ConsoleShell:
         self.name = name
         self.timeout = timeout
         self._framing = Framing("__PN")
+        self._prompt = ""
 
     def attach(self, prompt: str, timeout: float) -> None:
         """Wait for the prompt, then turn echo off so output is only output."""
+        self._prompt = prompt
         self.console.expect(re.escape(prompt), timeout)
         self.run(["stty", "-echo"], timeout=timeout)
 
@@ -268,6 +271,7 @@ class ConsoleShell:
             match = self.console.expect(frame.end, wait)
         except ConsoleTimeout as exc:
             self.console.send("\x03")  # leave the console at a prompt for the next command
+            self._await_prompt()
             raise CommandTimeout(f"{self.name}: `{shown or script}` ran past {wait:.0f} s\n"
                                  f"{exc}") from None
         output = self.console.proc.before.replace("\r", "").removeprefix("\n")
@@ -275,6 +279,13 @@ class ConsoleShell:
         if check and not result.ok:
             raise CommandFailed(result)
         return result
+
+    def _await_prompt(self) -> None:
+        """After an interrupt, wait a moment for the shell's next prompt: a line typed
+        while the shell still handles the interrupt may be dropped with its input."""
+        if self._prompt:
+            with contextlib.suppress(ConsoleTimeout):
+                self.console.expect(re.escape(self._prompt), PROMPT_AFTER_INTERRUPT)
 
     def spawn(self, argv: Sequence[str]) -> SpawnBase:
         raise ShellError(f"{self.name}: a console shell cannot spawn a second terminal")
