@@ -18,9 +18,9 @@ CPU: `cases.py`), and the next case that shares them gets fresh ones, so an
 incident is never read again by a later case.  They are retired as well when
 the L1 does not answer that check, when a guest's console failed during the
 case (a crash, a timeout, QEMU gone), and when the case met a known deviation
-that leaves its L1 damaged (`Deviation.damages_l1`).  A case that retired them says why in its
-`shared_guests_retired` property; so does a case whose L1 failed before it began
-(the `l1` fixture gives it a fresh one, with a warning).
+that leaves its L1 damaged (`Deviation.damages_l1`).  A case that retired them
+says why in its `shared_guests_retired` property; so does a case whose L1 failed
+before it began (the `l1` fixture gives it a fresh one, with a warning).
 """
 
 from __future__ import annotations
