@@ -31,7 +31,7 @@ WRITE_CHUNK = 480     # bytes per `write` command, 960 hex digits
 MAX_READ = 4096       # bytes per `read` command (the module's limit)
 _U64 = (1 << 64) - 1
 _RESULT = "PNHCALL-RESULT "
-_CALL = re.compile(r"rc=(-?\d+)((?: r\d+=0x[0-9a-f]+){9})")
+_CALL = re.compile(r"rc=(-?\d+)((?: r\d+=0x[0-9a-f]+){9})(?: .*)?")
 _ALLOC = re.compile(r"addr=0x([0-9a-f]+) size=(\d+)")
 
 

@@ -25,10 +25,12 @@ class Var:
 
 @dataclass(frozen=True)
 class Addr:
-    """The L1 real address of buffer `buf`, plus `offset`."""
+    """The L1 real address of buffer `buf`, plus `offset`, ORed with `bits` (flags of a
+    table entry that holds the address)."""
 
     buf: str
     offset: int = 0
+    bits: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,73 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class Stamp:
+    """Write the L1's timebase plus `delta` into `buf` at `offset` (8 bytes): a deadline
+    for the L0, such as the HDEC expiry of an L2 run.  Its result keeps the value (`tb`)."""
+
+    label: str
+    buf: str
+    offset: int
+    delta: int
+    little: bool = False
+
+
+@dataclass(frozen=True)
+class Field:
+    """`size` bytes at `offset` of a buffer read back, as an unsigned integer; `want`:
+    the value it must hold (or one of several), or None for a value only kept (for a
+    `Bound`)."""
+
+    name: str
+    offset: int
+    want: int | tuple[int, ...] | None
+    size: int = 8
+    little: bool = False
+
+    def accepts(self, value: int) -> bool:
+        return value in self.want if isinstance(self.want, tuple) else value == self.want
+
+    def describe(self) -> str:
+        wants = self.want if isinstance(self.want, tuple) else (self.want,)
+        return " or ".join(f"{w:#x}" for w in wants if w is not None)
+
+
+@dataclass(frozen=True)
+class Read:
+    """Read `length` bytes of `buf` back (a check): its `fields` must hold their
+    values, and, if it holds a GSB, each of `elements` (ID, value) must be in it."""
+
+    label: str
+    buf: str
+    fields: tuple[Field, ...] = ()
+    elements: tuple[tuple[int, bytes], ...] = ()
+    length: int = 4096
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A value the run produced: field `key` of step `step`'s result (a call's `rc`,
+    `r4`, `tb0`, `tb1`; a stamp's `tb`; a `Field` of a `Read`; a GSB element's name)."""
+
+    step: str
+    key: str
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A check between values of the run: low + shift <= value <= high + shift (a bound
+    that is None is not checked).  The script does nothing for it; the verdict does."""
+
+    label: str
+    value: Ref
+    low: Ref | None
+    high: Ref | None
+    why: str
+    shift: int = 0
+
+
+@dataclass(frozen=True)
 class Call:
     label: str
     hcall: str
@@ -113,7 +182,7 @@ class Call:
         return numbers.opcode(self.hcall)
 
 
-Step = Alloc | Write | Guard | Call
+Step = Alloc | Write | Guard | Call | Stamp | Read | Bound
 
 
 @dataclass(frozen=True)
@@ -139,6 +208,11 @@ class Case:
     @property
     def checks(self) -> tuple[Call, ...]:
         return tuple(c for c in self.calls if c.role is Role.CHECK)
+
+    @property
+    def behavioural(self) -> bool:
+        """Whether the row checks what an L2 did or what the L0 kept, not only answers."""
+        return any(isinstance(s, Read | Bound) for s in self.steps)
 
 
 # --- building blocks -------------------------------------------------------------

@@ -68,13 +68,21 @@ RETURN_CODES: dict[str, int] = {
     "H_MULTI_THREADS_ACTIVE": -9005, "H_OUTSTANDING_COP_OPS": -9006,
 }
 
+# The interrupts an L2 leaves by, as the L1 is told (API v1: R3 of H_ENTER_NESTED; API v2:
+# R4 of H_GUEST_RUN_VCPU): the vector of the interrupt the L0 took (Power ISA Book III).
+EXITS: dict[str, int] = {
+    "EXIT_HDEC": 0x980, "EXIT_HCALL": 0xC00, "EXIT_HDSI": 0xE00, "EXIT_HISI": 0xE20,
+    "EXIT_HEAI": 0xE40, "EXIT_HMI": 0xE60, "EXIT_HDOORBELL": 0xE80, "EXIT_HVIRT": 0xEA0,
+    "EXIT_HFAC": 0xF80,
+}
+
 # hvcall.h: H_UNSUPPORTED_FLAG_START -256 .. H_UNSUPPORTED_FLAG_END -511.  A case
 # that accepts "H_UNSUPPORTED_FLAG" accepts the whole range (QEMU answers -256).
 UNSUPPORTED_FLAG = "H_UNSUPPORTED_FLAG"
 UNSUPPORTED_FLAG_RANGE = range(-511, -255)
 
 _OPCODE_NAMES = {value: name for name, value in OPCODES.items()}
-_RC_NAMES = {value: name for name, value in RETURN_CODES.items()}
+_RC_NAMES = {value: name for name, value in (RETURN_CODES | EXITS).items()}
 
 
 def opcode(name: str) -> int:
@@ -91,7 +99,7 @@ def rc(name: str) -> int:
     """The value of a return code, by name ("H_UNSUPPORTED_FLAG": the range start)."""
     if name == UNSUPPORTED_FLAG:
         return UNSUPPORTED_FLAG_RANGE[-1]
-    return RETURN_CODES[name]
+    return EXITS[name] if name in EXITS else RETURN_CODES[name]
 
 
 def rc_name(value: int) -> str:
@@ -110,4 +118,4 @@ def describe_rc(value: int) -> str:
 
 
 def is_known_rc(name: str) -> bool:
-    return name == UNSUPPORTED_FLAG or name in RETURN_CODES
+    return name == UNSUPPORTED_FLAG or name in RETURN_CODES or name in EXITS

@@ -14,25 +14,30 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
-from powernest.hcalls import numbers
+from powernest.hcalls import gsb, numbers
 from powernest.hcalls.model import (
     Addr,
     Alloc,
     Arg,
+    Bound,
     Call,
     Case,
     Chunk,
     Expr,
     Guard,
+    Read,
+    Ref,
     Role,
+    Stamp,
     Step,
     Var,
     Write,
 )
 
 PROC = "/proc/pnhcall"
-COMMANDS = ("call", "alloc", "write", "read", "free")   # the module's command language
+COMMANDS = ("call", "alloc", "write", "read", "free", "stamp")   # the module's language
 MAX_BUFFERS = 16
+MAX_READ = 4096
 _MASK = (1 << 64) - 1
 _CAPS = {"nested-hv": "cap-nested-hv=on", "nested-papr": "cap-nested-papr=on"}
 
@@ -57,7 +62,7 @@ def labelled(case: Case) -> Iterator[tuple[str, Step]]:
     """Each step with its output label (calls and guards keep theirs; unique)."""
     seen: dict[str, int] = {}
     for step in case.steps:
-        if isinstance(step, Call | Guard):
+        if isinstance(step, Call | Guard | Stamp | Read | Bound):
             base = step.label
         elif isinstance(step, Alloc):
             base = f"alloc-{step.buf}"
@@ -71,9 +76,19 @@ def _var(name: str) -> str:
     return "V_" + name.replace("-", "_")
 
 
+def _addr_sum(a: Addr) -> str:
+    """Shell arithmetic for an address (offset and bits as hex: they may not fit a
+    signed 64-bit decimal)."""
+    text = "A_" + a.buf.replace("-", "_")
+    if a.offset:
+        text += f" + {a.offset:#x}"
+    return text + (f" | {a.bits:#x}" if a.bits else "")
+
+
 def _addr(a: Addr) -> str:
-    name = "A_" + a.buf.replace("-", "_")
-    return f"${name}" if a.offset == 0 else f"$(printf 0x%x $(({name} + {a.offset})))"
+    if not (a.offset or a.bits):
+        return f"$A_{a.buf.replace('-', '_')}"
+    return f"$(printf 0x%x $(({_addr_sum(a)})))"
 
 
 class _ShellNames(dict[str, str]):
@@ -97,8 +112,7 @@ def _arg(arg: Arg) -> str:
 
 def _chunk(chunk: Chunk) -> str:
     if isinstance(chunk, Addr):
-        name = "A_" + chunk.buf.replace("-", "_")
-        return f"$(printf %016x $(({name} + {chunk.offset})))"
+        return f"$(printf %016x $(({_addr_sum(chunk)})))"
     return chunk.hex()
 
 
@@ -114,6 +128,8 @@ def _header(case: Case) -> list[str]:
     for label, step in labelled(case):
         if isinstance(step, Call) and step.role is Role.CHECK:
             lines += _comment(f"{label}: {step.expect.describe()}")
+        elif isinstance(step, Read | Bound):
+            lines += _comment(f"{label}: {describe(step)}")
     lines += ["# Source:", *_comment(case.source)]
     if case.deviation:
         lines += _comment(f"Known QEMU deviation: {case.deviation}", "# ")
@@ -151,6 +167,17 @@ def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
         return [f"if [ $(({_arith(step.test)})) -ne 0 ]; then R=ok; else "
                 f"R='error: not applicable: {step.why}'; fi", f"show {label}",
                 f"need {label}"]
+    if isinstance(step, Stamp):
+        order = "le" if step.little else "be"
+        return [f"pn stamp {ids[step.buf]} {step.offset} {step.delta:#x} {order}",
+                f"show {label}", f"need {label}"]
+    if isinstance(step, Read):
+        if step.length > MAX_READ:
+            raise ValueError(f"{label}: the module reads at most {MAX_READ} bytes at once")
+        return [f"# check: what {step.buf} holds now",
+                f"pn read {ids[step.buf]} {step.offset} {step.length}", f"show {label}"]
+    if isinstance(step, Bound):
+        return _comment(f"check {label}: {step.why}", "# ")
     args = " ".join(_arg(a) for a in step.args)
     lines = [f"pn call {step.opcode:#x} {args}".rstrip(), f"show {label}"]
     if step.role is Role.CHECK:
@@ -243,6 +270,108 @@ class Verdict:
         return "; ".join((self.outcome.value, *self.details))
 
 
+def describe(step: Read | Bound) -> str:
+    """What a Read or a Bound requires, for a script's header and a failure."""
+    if isinstance(step, Bound):
+        low = f"{_ref(step.low)}{_plus(step.shift)} <= " if step.low else ""
+        high = f" <= {_ref(step.high)}{_plus(step.shift)}" if step.high else ""
+        return f"{low}{_ref(step.value)}{high} ({step.why})"
+    wants = [f"{f.name}={f.describe()}" for f in step.fields if f.want is not None]
+    wants += [f"{_element_name(i)}={v.hex()}" for i, v in step.elements]
+    return f"{step.buf} holds " + (", ".join(wants) or "its fields (kept for later checks)")
+
+
+def _ref(ref: Ref) -> str:
+    return f"{ref.step}.{ref.key}"
+
+
+def _plus(shift: int) -> str:
+    return f" + {shift:#x}" if shift > 0 else f" - {-shift:#x}" if shift < 0 else ""
+
+
+def _element_name(element_id: int) -> str:
+    row = gsb.ELEMENTS.get(element_id)
+    return f"0x{element_id:04x}" + (f" ({row.name})" if row else "")
+
+
+def _read_data(read: Read, result: StepResult) -> bytes | None:
+    try:
+        data = bytes.fromhex(result.line)
+    except ValueError:
+        return None
+    return data if len(data) == read.length else None
+
+
+def _field_value(data: bytes, read: Read, name: str) -> int | None:
+    for f in read.fields:
+        if f.name == name:
+            raw = data[f.offset - read.offset:f.offset - read.offset + f.size]
+            return int.from_bytes(raw, "little" if f.little else "big")
+    row = gsb.BY_NAME.get(name)
+    if row is not None:
+        try:
+            found = {e.id: e.value for e in gsb.decode(data)}
+        except gsb.GsbError:
+            return None
+        return int.from_bytes(found[row], "big") if row in found else None
+    return None
+
+
+def _value(ref: Ref, steps: dict[str, Step], run: ScriptRun) -> int | None:
+    """The value `ref` names in this run's output (None: the run did not produce it)."""
+    result, step = run.steps.get(ref.step), steps.get(ref.step)
+    if result is None or step is None:
+        return None
+    if isinstance(step, Read):
+        data = _read_data(step, result)
+        return None if data is None else _field_value(data, step, ref.key)
+    text = result.fields.get(ref.key)
+    try:
+        return int(text, 0) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _check_read(label: str, read: Read, run: ScriptRun) -> list[str]:
+    result = run.steps[label]
+    data = _read_data(read, result)
+    if data is None:
+        return [f"{label}: no {read.length} bytes of {read.buf} in {result.line[:80]!r}"]
+    found = []
+    for f in read.fields:
+        observed = _field_value(data, read, f.name)
+        if f.want is not None and (observed is None or not f.accepts(observed)):
+            seen = "nothing" if observed is None else f"{observed:#x}"
+            found.append(f"{label}: {f.name} required {f.describe()}, observed {seen}")
+    if read.elements:
+        try:
+            held = {e.id: e.value for e in gsb.decode(data)}
+        except gsb.GsbError as error:
+            return [*found, f"{label}: {read.buf} holds no well-formed GSB: {error}"]
+        for element_id, want in read.elements:
+            got = held.get(element_id)
+            if got != want:
+                seen = "missing" if got is None else got.hex()
+                found.append(f"{label}: {_element_name(element_id)} required {want.hex()}, "
+                             f"observed {seen}")
+    return found
+
+
+def _check_bound(label: str, bound: Bound, steps: dict[str, Step], run: ScriptRun) -> list[str]:
+    value = _value(bound.value, steps, run)
+    low = _value(bound.low, steps, run) if bound.low else None
+    high = _value(bound.high, steps, run) if bound.high else None
+    if value is None or (bound.low and low is None) or (bound.high and high is None):
+        return [f"{label}: the run did not produce the values of {describe(bound)}"]
+    if (low is not None and value < low + bound.shift) or \
+            (high is not None and value > high + bound.shift):
+        shown = ", ".join(f"{_ref(r)}={v:#x}" for r, v in
+                          ((bound.low, low), (bound.value, value), (bound.high, high))
+                          if r is not None and v is not None)
+        return [f"{label}: required {describe(bound)}, observed {shown}"]
+    return []
+
+
 def _check(label: str, call: Call, run: ScriptRun) -> list[str]:
     result = run.steps[label]
     if result.rc is None:
@@ -256,6 +385,9 @@ def _check(label: str, call: Call, run: ScriptRun) -> list[str]:
     for other in call.expect.distinct_from:
         if other in run.steps and run.steps[other].regs.get("r4") == result.regs.get("r4"):
             found.append(f"{label}: R4 {result.regs.get('r4', 0):#x} repeats {other}'s")
+    if result.fields.get("l1", "ok") != "ok":
+        found.append(f"{label}: {call.hcall} changed the L1's own registers "
+                     f"(name:before>after): {result.fields['l1']}")
     return found
 
 
@@ -269,13 +401,21 @@ def verdict(case: Case, run: ScriptRun) -> Verdict:
         crash = (f"; known to crash QEMU: {case.crash_evidence}" if case.may_crash_l0 else "")
         return Verdict(Outcome.INCOMPLETE,
                        (f"no PNEND line after {last}: the L1 or its L0 stopped{crash}",))
-    checks = [(label, s) for label, s in labelled(case)
-              if isinstance(s, Call) and s.role is Role.CHECK]
+    steps = dict(labelled(case))
+    checks = [(label, s) for label, s in steps.items()
+              if (isinstance(s, Call) and s.role is Role.CHECK) or isinstance(s, Read)]
     for label, _ in checks:
         result = run.steps.get(label)
         if result is None or result.error is not None:
             what = result.line if result else "no result line"
             return Verdict(Outcome.SETUP_FAILED, (f"{label}: the module answered {what}",))
-    differences = [d for label, call in checks for d in _check(label, call, run)]
+    differences: list[str] = []
+    for label, step in steps.items():
+        if isinstance(step, Call) and step.role is Role.CHECK:
+            differences += _check(label, step, run)
+        elif isinstance(step, Read):
+            differences += _check_read(label, step, run)
+        elif isinstance(step, Bound):
+            differences += _check_bound(label, step, steps, run)
     return Verdict(Outcome.DIFFERS, tuple(differences)) if differences \
         else Verdict(Outcome.MATCHES)

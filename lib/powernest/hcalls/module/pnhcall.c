@@ -5,7 +5,12 @@
  * /proc/pnhcall (0600) takes one command per write(2); a read(2) from offset 0
  * returns the result of the last command as one line:
  *
- *   call OPCODE [A1 ... A9]    rc=<signed> r4=0x.. ... r12=0x..  (plpar_hcall9)
+ *   call OPCODE [A1 ... A9]    rc=<signed> r4=0x.. ... r12=0x.. tb0=0x.. tb1=0x.. l1=ok
+ *                              (plpar_hcall9; tb0/tb1: the timebase just before and
+ *                              after; l1: "ok", or the L1 registers the call changed,
+ *                              as NAME:0xBEFORE>0xAFTER,...)
+ *   stamp ID OFFSET DELTA be|le   tb=0x<value> (the timebase plus DELTA, written as
+ *                              8 bytes of that byte order: a deadline for the L0)
  *   alloc ID SIZE              addr=0x<real address> size=<SIZE>
  *   write ID OFFSET HEXBYTES   ok
  *   read ID OFFSET LEN         the bytes in hex
@@ -24,8 +29,10 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
+#include <linux/preempt.h>
 #include <asm/hvcall.h>
 #include <asm/page.h>
+#include <asm/reg.h>
 
 #define MAX_COMMAND 8192
 #define MAX_BUFFERS 16
@@ -92,9 +99,53 @@ static void release(struct buffer *buf)
 	buf->size = 0;
 }
 
+/*
+ * The L1 registers an hcall must leave as they were, whatever the L0 ran in
+ * between (an L2 sets its own values of each): read before and after the call.
+ */
+#define L1_SPRS(X) X(AMR) X(IAMR) X(UAMOR) X(DSCR) X(TAR) X(FSCR) X(PID) \
+	X(SPRG0) X(SPRG1) X(SPRG3) X(EBBHR) X(EBBRR) X(BESCR) X(VRSAVE)
+#define L1_SPR_FIELD(name) unsigned long name;
+#define L1_SPR_READ(name) s->name = mfspr(SPRN_##name);
+#define L1_SPR_DIFF(name) changed(&out, end, #name, before->name, after->name);
+
+struct l1_state {
+	unsigned long MSR;
+	L1_SPRS(L1_SPR_FIELD)
+};
+
+static void l1_read(struct l1_state *s)
+{
+	s->MSR = mfmsr();
+	L1_SPRS(L1_SPR_READ)
+}
+
+static void changed(char **out, char *end, const char *name, unsigned long before,
+		    unsigned long after)
+{
+	if (before != after && *out < end)
+		*out += scnprintf(*out, end - *out, "%s:0x%lx>0x%lx,", name, before, after);
+}
+
+/* "ok", or the registers that differ, into `out` (at least 2 bytes). */
+static void l1_compare(const struct l1_state *before, const struct l1_state *after,
+		       char *out, size_t size)
+{
+	char *start = out, *end = out + size;
+
+	changed(&out, end, "MSR", before->MSR, after->MSR);
+	L1_SPRS(L1_SPR_DIFF)
+	if (out == start)
+		strscpy(start, "ok", size);
+	else
+		out[-1] = '\0';	/* the last comma */
+}
+
 static int do_call(int argc, char **argv)
 {
-	unsigned long a[10] = {}, r[PLPAR_HCALL9_BUFSIZE] = {};
+	unsigned long a[10] = {}, r[PLPAR_HCALL9_BUFSIZE] = {}, tb0, tb1;
+	struct l1_state before, after;
+	char l1[512];
 	long rc;
 	int i;
 
@@ -103,10 +154,37 @@ static int do_call(int argc, char **argv)
 	for (i = 0; i < argc; i++)
 		if (number(argv[i], &a[i]))
 			return -EINVAL;
+	preempt_disable();	/* one CPU's registers, read on either side of the call */
+	l1_read(&before);
+	tb0 = mftb();
 	rc = plpar_hcall9(a[0], r, a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9]);
+	tb1 = mftb();
+	l1_read(&after);
+	preempt_enable();
+	l1_compare(&before, &after, l1, sizeof(l1));
 	snprintf(result, sizeof(result),
-		 "rc=%ld r4=0x%lx r5=0x%lx r6=0x%lx r7=0x%lx r8=0x%lx r9=0x%lx r10=0x%lx r11=0x%lx r12=0x%lx\n",
-		 rc, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8]);
+		 "rc=%ld r4=0x%lx r5=0x%lx r6=0x%lx r7=0x%lx r8=0x%lx r9=0x%lx r10=0x%lx r11=0x%lx r12=0x%lx tb0=0x%lx tb1=0x%lx l1=%s\n",
+		 rc, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tb0, tb1, l1);
+	return 0;
+}
+
+static int do_stamp(int argc, char **argv)
+{
+	struct buffer *buf;
+	unsigned long off, delta, value;
+	__be64 big;
+	__le64 little;
+
+	if (argc != 4 || (strcmp(argv[3], "be") && strcmp(argv[3], "le")))
+		return fail("usage: stamp ID OFFSET DELTA be|le", NULL);
+	if (buffer_id(argv[0], &buf, true) || span(buf, argv[1], &off, 8) ||
+	    number(argv[2], &delta))
+		return -EINVAL;
+	value = mftb() + delta;
+	big = cpu_to_be64(value);
+	little = cpu_to_le64(value);
+	memcpy(buf->virt + off, argv[3][0] == 'b' ? (void *)&big : (void *)&little, 8);
+	snprintf(result, sizeof(result), "tb=0x%lx\n", value);
 	return 0;
 }
 
@@ -183,7 +261,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "call", do_call }, { "alloc", do_alloc }, { "write", do_write },
-	{ "read", do_read }, { "free", do_free },
+	{ "read", do_read }, { "free", do_free }, { "stamp", do_stamp },
 };
 
 static int execute(const char *line)
