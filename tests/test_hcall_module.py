@@ -11,11 +11,13 @@ from pathlib import Path
 import pytest
 
 from powernest.guests import L1Guest
-from powernest.hcalls import driver
+from powernest.hcalls import cases, driver
 from powernest.hcalls.driver import HcallError
+from powernest.hcalls.script import Outcome, compile_case, parse_output, verdict
 from powernest.lab import LabImages, build_lab
 from powernest.lab.module import modinfo
 from powernest.local import LocalShell
+from powernest.nested import API
 from powernest.qemu import GuestSpec
 
 H_GUEST_GET_CAPABILITIES = 0x460
@@ -23,7 +25,8 @@ H_LOGICAL_CI_LOAD = 0x3C   # QEMU answers it in TCG: a load from a real address
 H_SUCCESS, H_FUNCTION, H_PARAMETER = 0, -2, -4
 CAP_P10_MODE = 1 << 61     # H_GUEST_CAPABILITIES_P10_MODE (PAPR bit 2)
 PAGE = 4096                # the 6.12 L1 kernel's page size
-RESULT_LINE = re.compile(r"rc=-?\d+(?: r(?:[4-9]|1[0-2])=0x(?:0|[1-9a-f][0-9a-f]*)){9}")
+RESULT_LINE = re.compile(r"rc=-?\d+(?: r(?:[4-9]|1[0-2])=0x(?:0|[1-9a-f][0-9a-f]*)){9}"
+                         r" tb0=0x[0-9a-f]+ tb1=0x[0-9a-f]+ l1=ok")
 
 
 def boot(lab: LabImages, tmp_path: Path, cap: str) -> Iterator[L1Guest]:
@@ -111,6 +114,33 @@ def test_buffer_round_trip(papr_l1: L1Guest) -> None:
     driver.free(papr_l1, 3)
     with pytest.raises(HcallError, match="not allocated"):
         driver.read(papr_l1, 3, 0, 1)
+
+
+def test_a_call_reports_the_timebase_around_it(papr_l1: L1Guest) -> None:
+    fields = dict(t.split("=") for t in driver.command(papr_l1, "call 0x460 0").split())
+    assert 0 < int(fields["tb0"], 16) <= int(fields["tb1"], 16)
+    driver.alloc(papr_l1, 4, PAGE)
+    stamped = int(driver.command(papr_l1, "stamp 4 8 0x1000 le").removeprefix("tb="), 16)
+    assert stamped > int(fields["tb1"], 16) + 0x1000
+    assert driver.read(papr_l1, 4, 8, 8) == stamped.to_bytes(8, "little")
+    driver.command(papr_l1, "stamp 4 0 0 be")   # later, without the 0x1000 ahead
+    assert int.from_bytes(driver.read(papr_l1, 4, 0, 8), "big") > stamped - 0x1000
+    with pytest.raises(HcallError, match="usage: stamp"):
+        driver.command(papr_l1, "stamp 4 0 0 middle")
+    driver.free(papr_l1, 4)
+
+
+@pytest.mark.parametrize("row_id", ["v1-l2-exit-hcall", "v1-l2-exit-load-unmapped",
+                                    "v2-l2-exit-hcall", "v2-l2-exit-store-read-only"])
+def test_an_l2_micro_program_runs(row_id: str, hv_l1: L1Guest, papr_l1: L1Guest) -> None:
+    """End to end: a micro-program row's script, run by the module in an L1 of its API,
+    enters a real L2 and gets back everything the row requires."""
+    row = cases.case(row_id)
+    l1 = hv_l1 if row.api is API.V1 else papr_l1
+    driver.upload(l1, compile_case(row).encode(), "/tmp/row.sh")
+    output = l1.run(["sh", "/tmp/row.sh"], timeout=60).stdout
+    result = verdict(row, parse_output(output))
+    assert result.outcome is Outcome.MATCHES, f"{result}\n{output[-2000:]}"
 
 
 def test_a_bad_command_fails_the_write(papr_l1: L1Guest) -> None:

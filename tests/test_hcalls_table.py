@@ -11,7 +11,20 @@ import pytest
 
 from powernest.hcalls import gsb, numbers
 from powernest.hcalls.cases import CASES, HCALL_DEVIATIONS, case, cases_for
-from powernest.hcalls.model import Addr, Alloc, Call, Case, Expr, Guard, Role, Var, Write
+from powernest.hcalls.model import (
+    Addr,
+    Alloc,
+    Bound,
+    Call,
+    Case,
+    Expr,
+    Guard,
+    Read,
+    Role,
+    Stamp,
+    Var,
+    Write,
+)
 from powernest.hcalls.script import (
     COMMANDS,
     MAX_BUFFERS,
@@ -199,20 +212,55 @@ def test_script_sends_the_commands(tmp_path: Path) -> None:
                                      "PNEND setup-failed get-caps"]
 
 
+TB0, TB1 = 0x1000, 0x2000       # the timebase around every synthetic call
+
+
+def _kept_values(row: Case) -> dict[tuple[str, str], int]:
+    """Values for the fields a row only keeps, chosen to meet the row's bounds."""
+    kept = {}
+    for step in row.steps:
+        if isinstance(step, Bound):
+            low = step.low if isinstance(step.low, int) else TB0 if step.low else None
+            kept[step.value.step, step.value.key] = (TB0 if low is None else low) + step.shift
+    return kept
+
+
+def _read_result(label: str, read: Read, kept: dict[tuple[str, str], int]) -> str:
+    if read.elements:
+        return gsb.encode(gsb.Element(i, v) for i, v in read.elements).ljust(read.length,
+                                                                             b"\0").hex()
+    data = bytearray(read.length)
+    for f in read.fields:
+        want = f.want[0] if isinstance(f.want, tuple) else f.want
+        value = kept.get((label, f.name), 0) if want is None else want
+        data[f.offset - read.offset:f.offset - read.offset + f.size] = value.to_bytes(
+            f.size, "little" if f.little else "big")
+    return data.hex()
+
+
 def _synthetic(row: Case, change: dict[str, str] | None = None, stop: int | None = None) -> str:
+    """The output of a row's script on an L0 that does all the row requires."""
     lines = [f"PNBEGIN {row.id}", "[  12.3] some kernel line"]
+    kept = _kept_values(row)
     for n, (label, step) in enumerate(labelled(row)):
         if stop is not None and n == stop:
             return "\n".join(lines)
+        if isinstance(step, Bound):
+            continue
         if isinstance(step, Alloc):
             result = f"addr=0x{0x100000 * (n + 1):x} size={step.size}"
         elif isinstance(step, Write | Guard):
             result = "ok"
+        elif isinstance(step, Stamp):
+            result = f"tb={TB0:#x}"
+        elif isinstance(step, Read):
+            result = _read_result(label, step, kept)
         else:
             regs = dict(step.expect.regs)
             code = numbers.rc(step.expect.codes[0])
             result = f"rc={code} " + " ".join(
                 f"r{i}=0x{regs.get(f'r{i}', n + i if i == 4 else 0):x}" for i in range(4, 13))
+            result += f" tb0={TB0:#x} tb1={TB1:#x} l1=ok"
         lines.append(f"PNSTEP {label} {(change or {}).get(label, result)}")
     return "\n".join([*lines, "PNEND done"])
 

@@ -11,8 +11,10 @@ assertion message or signal (SIGABRT, SIGSEGV, SIGFPE).
 
 from __future__ import annotations
 
+from powernest.hcalls.cases_l2 import CASES_L2_V1, CASES_L2_V2
 from powernest.hcalls.cases_v1 import CASES_V1
 from powernest.hcalls.cases_v2 import CASES_V2
+from powernest.hcalls.cases_v2_elements import CASES_V2_ELEMENTS
 from powernest.hcalls.cases_v2_state import CASES_V2_STATE
 from powernest.hcalls.model import Case
 from powernest.nested import (
@@ -23,7 +25,8 @@ from powernest.nested import (
     Deviation,
 )
 
-CASES: tuple[Case, ...] = CASES_V2 + CASES_V2_STATE + CASES_V1
+CASES: tuple[Case, ...] = (CASES_V2 + CASES_V2_STATE + CASES_V1 + CASES_L2_V1 + CASES_L2_V2
+                          + CASES_V2_ELEMENTS)
 
 _READ = "measured on QEMU 10.0.2 (TCG L0) by the hcall suite; QEMU hw/ppc/spapr_nested.c "
 V2_SINCE = (9, 0)
@@ -38,7 +41,7 @@ def _v1(id: str, summary: str, source: str) -> Deviation:
     return Deviation(id, API.V1, V1_SINCE, None, summary, None, _READ + source)
 
 
-HCALL_DEVIATIONS: tuple[Deviation, ...] = (
+ANSWER_DEVIATIONS: tuple[Deviation, ...] = (
     VPA_ELEMENT, TLB_INVALIDATE, SET_CAPABILITIES_ONCE,
     _v2("qemu-v2-gsb-element-errors",
         "reserved IDs, wrong sizes, read-only IDs and scope mismatches in a GSB are answered "
@@ -117,6 +120,55 @@ HCALL_DEVIATIONS: tuple[Deviation, ...] = (
         "h_tlb_invalidate: 'return H_SUCCESS;' unconditionally, where Linux's "
         "kvmhv_emulate_priv_tlbie refuses R=0, PRS=1, RIC=3, IS=1 with H_PARAMETER"),
 )
+
+_MEASURED = ("measured on QEMU 10.0.2 (TCG L0, power9 and power10) by an L2 micro-program "
+             "row; QEMU hw/ppc/spapr_nested.c ")
+_HFSCR = ("an L2 whose HFSCR lacks MSGP executes msgsndp: no Hypervisor Facility Unavailable "
+          "exit (0xF80), the run goes on; the HFSCR the L1 set is accepted and not honoured")
+_HFSCR_SOURCE = ("(reference L0 Linux reflects HFAC to the L1 with HFSCR[IC]); QEMU's facility "
+                 "checks raise no hypervisor interrupt for a guest of its virtual hypervisor "
+                 "(target/ppc helper_hfscr_facility_check)")
+_HISI = ("the cause of an HISI exit (0xE20; HSRR1 bit 33: no translation) is not in the MSR "
+         "handed back, so the L1 cannot tell why the fetch failed")
+_HISI_SOURCE = ("exit code takes the L2's MSR from HSRR1 & msr_mask, and msr_mask excludes the "
+                "HISI cause bits; the reference L0 Linux ORs them in, and Linux L1s read "
+                "them from the MSR (fault_dsisr = msr & DSISR_SRR1_MATCH_64S)")
+L2_DEVIATIONS: tuple[Deviation, ...] = (
+    _v1("qemu-v1-hfscr-not-enforced", _HFSCR, _MEASURED + _HFSCR_SOURCE),
+    _v2("qemu-v2-hfscr-not-enforced", _HFSCR, _MEASURED + _HFSCR_SOURCE),
+    _v1("qemu-v1-hisi-cause-lost", _HISI, _MEASURED + "spapr_exit_nested_hv: " + _HISI_SOURCE),
+    _v2("qemu-v2-hisi-cause-lost", _HISI, _MEASURED + "spapr_exit_nested_papr: " + _HISI_SOURCE),
+    _v1("qemu-v1-heir-not-returned",
+        "after an emulation assist exit (0xE40) hv_guest_state.heir does not hold the "
+        "instruction: the L1 cannot emulate it",
+        _MEASURED + "spapr_exit_nested_hv writes hdar, hdsisr and asdr for 0xE00 and asdr "
+        "for 0xE20, and never heir; the reference L0 Linux save_hv_return_state sets "
+        "hr->heir = emul_inst for 0xE40"),
+    _v2("qemu-v2-tb-offset-not-returned",
+        "H_GUEST_GET_STATE of the TB offset (0x0004) returns 0, not the offset set",
+        _MEASURED + "the SET copies the offset into each vCPU and never into guest->tb_offset, "
+        "which the GET returns"),
+    _v2("qemu-v2-spurr-from-purr",
+        "after a run, SPURR (0x1034) holds the PURR's value, not the SPURR's",
+        _MEASURED + "nested_load_state: 'env->spr[SPR_SPURR] = load->purr'"),
+    _v2("qemu-v2-dec-expiry-inverted",
+        "after a run, the DEC expiry TB (0x102A) is not the expiry set (set 0x504e102ac3a5102a, "
+        "read 0xabf0a008f): the L2's DEC is lost at every exit",
+        _MEASURED + "at entry DEC = expiry - now, at exit expiry = now - DEC (the sign of DEC "
+        "inverted)"),
+    _v2("qemu-v2-elements-ignored",
+        "MMCR3, SIER2, SIER3 and WORT: SET succeeds and keeps nothing; GET returns 0",
+        _MEASURED + "guest_state_element_types gives these IDs no storage (GSBE_NESTED_VCPU "
+        "entries without a location): their SET is ignored and their GET writes nothing"),
+    _v2("qemu-v2-element-values-unchecked",
+        "values an L0 cannot use are accepted (MSR with HV, LPCR reserved bit 0, a POWER7 "
+        "logical PVR) instead of H_INVALID_ELEMENT_VALUE",
+        _MEASURED + "getset_state applies an element's mask only 'if (!~mask && ...)', i.e. "
+        "never; copy_logical_pvr logs an unknown PVR and stores it"),
+)
+
+# Every known deviation a row of the table may meet.
+HCALL_DEVIATIONS = ANSWER_DEVIATIONS + L2_DEVIATIONS
 
 _BY_ID = {case.id: case for case in CASES}
 _DEVIATIONS = {d.id: d for d in HCALL_DEVIATIONS}

@@ -23,6 +23,8 @@ every other element is read with H_GUEST_GET_STATE.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from powernest.hcalls import gsb, numbers, radix
 from powernest.hcalls.l2program import (
     CODE,
@@ -162,6 +164,13 @@ def _read_fields(label: str, buf: str, layout: dict[str, int],
     return Read(label, buf, fields, length=max(layout.values()) + 8)
 
 
+# Known deviations of QEMU 10.0.2 by exit cause (see cases.L2_DEVIATIONS).
+DEVIATIONS_V1 = {Cause.FACILITY: "qemu-v1-hfscr-not-enforced",
+                 Cause.FETCH: "qemu-v1-hisi-cause-lost", Cause.ILLEGAL: "qemu-v1-heir-not-returned"}
+DEVIATIONS_V2 = {Cause.FACILITY: "qemu-v2-hfscr-not-enforced",
+                 Cause.FETCH: "qemu-v2-hisi-cause-lost"}
+
+
 def _v1_case(cause: Cause) -> Case:
     program = build(cause)
     hfscr = HFSCR_ALL & ~HFSCR_MSGP if cause is Cause.FACILITY else HFSCR_ALL
@@ -201,11 +210,11 @@ def _v1_case(cause: Cause) -> Case:
     steps.append(Call("clear-ptbl", "H_SET_PARTITION_TABLE", (0,), Role.CLEANUP))
     return Case(f"v1-l2-exit-{cause.value}", API.V1, "H_ENTER_NESTED",
                 f"an L2 program leaves by {cause.value}: {cause.exit} and its state come back",
-                tuple(steps), SOURCE_V1, leaves_state=False)
+                tuple(steps), SOURCE_V1, leaves_state=False,
+                deviation=DEVIATIONS_V1.get(cause))
 
 
-EXIT_CAUSES_V1 = tuple(Cause)
-CASES_L2_V1: tuple[Case, ...] = tuple(_v1_case(cause) for cause in EXIT_CAUSES_V1)
+CASES_L2_V1: tuple[Case, ...] = tuple(_v1_case(cause) for cause in Cause)
 
 
 # --- API v2 ---------------------------------------------------------------------------
@@ -235,17 +244,24 @@ def _deadline(label: str, buf: str, delta: int, *elements: Item) -> tuple[Step, 
             Stamp(label, buf, HDEC_VALUE_AT, delta))
 
 
-def _v2_runnable(program: Program, hfscr: int, delta: int) -> tuple[Step, ...]:
-    """A guest with vCPU 0 ready to run `program`: tables, TB offset, run buffers and
-    entry state set (the HDEC expiry stamped just before the SET)."""
+def v2_guest() -> tuple[Step, ...]:
+    """Capabilities set, guest `guest` with vCPU 0, and the buffers a run needs."""
+    return (*caps(), guest(), vcpu(), Alloc("gsb"), Alloc("run-in"), Alloc("run-out"),
+            Alloc("proc"))
+
+
+def v2_ready(program: Program, hfscr: int = HFSCR_ALL, delta: int = RUN_BOUND,
+             tb_offset: int | None = TB_OFFSET) -> tuple[Step, ...]:
+    """Make vCPU 0 of `v2_guest()` ready to run `program`: tables, TB offset, run buffers
+    and entry state set (the HDEC expiry stamped just before its SET)."""
+    wide: tuple[Item, ...] = ((0x0005, (Addr(radix.ROOT), _u64(52), _u64(radix.PAGE))),
+                              (0x0006, (Addr("proc"), _u64(4096))))
+    if tb_offset is not None:
+        wide += (_element("TB_OFFSET", tb_offset),)
     vcpu_state: tuple[Item, ...] = (
         (0x0C00, (Addr("run-in"), _u64(4096))), (0x0C01, (Addr("run-out"), _u64(4096))),
         _element("NIA", CODE), _element("MSR", MSR), _element("HFSCR", hfscr))
-    return (*caps(), guest(), vcpu(), Alloc("gsb"), Alloc("run-in"), Alloc("run-out"),
-            Alloc("proc"), *_program_steps(program),
-            gsb_write("gsb", (0x0005, (Addr(radix.ROOT), _u64(52), _u64(radix.PAGE))),
-                      (0x0006, (Addr("proc"), _u64(4096))),
-                      _element("TB_OFFSET", TB_OFFSET)),
+    return (*_program_steps(program), gsb_write("gsb", *wide),
             state("set-tables", "H_GUEST_SET_STATE", WIDE, role=Role.SETUP),
             *_deadline("deadline", "gsb", delta, *vcpu_state),
             state("set-vcpu", "H_GUEST_SET_STATE", role=Role.SETUP))
@@ -257,18 +273,20 @@ def _v2_exit_state(program: Program) -> dict[str, int | tuple[int, ...]]:
     return {**regs, **hv, "DAR": SET_SPRS["DAR"], "DSISR": SET_SPRS["DSISR"]}
 
 
-def _get_all(label: str, want: dict[str, int | tuple[int, ...]],
-             keep: tuple[str, ...] = ()) -> tuple[Step, ...]:
-    """GET every element of `want` (and `keep`) into `gsb` and check each value."""
+def get_all(label: str, want: Mapping[str, int | tuple[int, ...] | None],
+            keep: tuple[str, ...] = (), flags: int = 0) -> tuple[Step, ...]:
+    """GET every element of `want` (and `keep`) into `gsb` and check each value (None:
+    read, not checked)."""
     names = sorted({*want, *keep}, key=gsb.BY_NAME.__getitem__)
-    request = gsb_write("gsb", *(_element(n, 0) for n in names))
+    request = gsb_write("gsb", *(gsb.Element(gsb.BY_NAME[n], bytes(
+        gsb.ELEMENTS[gsb.BY_NAME[n]].size or 0)) for n in names))
     fields, offset = [], gsb.HEADER.size
     for name in names:
         size = gsb.ELEMENTS[gsb.BY_NAME[name]].size or 0
         offset += gsb.ELEMENT_HEADER.size
         fields.append(Field(name, offset, want.get(name), size=size))
         offset += size
-    return (request, state(f"get-{label}", "H_GUEST_GET_STATE"),
+    return (request, state(f"get-{label}", "H_GUEST_GET_STATE", flags),
             Read(label, "gsb", tuple(fields), length=offset))
 
 
@@ -278,14 +296,14 @@ def _v2_case(cause: Cause) -> Case:
     delta = HDEC_DELTA if cause is Cause.HDEC else RUN_BOUND
     want = _v2_exit_state(program)
     steps: list[Step] = [
-        *_v2_runnable(program, hfscr, delta),
+        *v2_guest(), *v2_ready(program, hfscr, delta),
         Call("run", RUN, (0, Var("guest"), 0), expect=rc("H_SUCCESS", regs=(
             ("r4", numbers.EXITS[cause.exit]),))),
     ]
     if cause is Cause.HCALL:
         steps.append(Read("run-output", "run-out", elements=tuple(
             (0x1000 + n, _u64(pattern(n))) for n in OUTPUT_GPRS)))
-    steps += _get_all("state-at-exit", want, keep=(f"GPR{TB_GPR}",))
+    steps += get_all("state-at-exit", want, keep=(f"GPR{TB_GPR}",))
     if cause is Cause.HDEC:
         steps.append(Bound("hdec-honoured", Ref("run", "tb1"), Ref("deadline", "tb"), None,
                            "the run ends when the HDEC expiry passes, not before"))
@@ -301,12 +319,12 @@ def _v2_case(cause: Cause) -> Case:
                  expect=rc("H_SUCCESS", regs=(("r4", numbers.EXITS["EXIT_HCALL"]),))),
             Read("run-output-again", "run-out", elements=tuple(
                 (0x1000 + n, _u64(pattern(n) + (n == 4))) for n in OUTPUT_GPRS)),
-            *_get_all("state-at-second-exit", {"NIA": program.second_exit_at + 4}),
+            *get_all("state-at-second-exit", {"NIA": program.second_exit_at + 4}),
         ]
     steps.append(delete())
     return Case(f"v2-l2-exit-{cause.value}", API.V2, RUN,
                 f"an L2 program leaves by {cause.value}: {cause.exit} and its state come back",
-                tuple(steps), SOURCE_V2, leaves_state=True)
+                tuple(steps), SOURCE_V2, leaves_state=True, deviation=DEVIATIONS_V2.get(cause))
 
 
-CASES_L2_V2: tuple[Case, ...] = tuple(_v2_case(cause) for cause in EXIT_CAUSES_V1)
+CASES_L2_V2: tuple[Case, ...] = tuple(_v2_case(cause) for cause in Cause)

@@ -137,3 +137,9 @@ def build(cause: Cause) -> Program:
     return Program(cause, ((VECTORS[0], _vectors()), (CODE, asm.words(code)),
                            (DATA, pattern(0).to_bytes(8, "big"))),
                    exit_at, leave[-1], exit_at + 4, exit_at + 8)
+
+
+def null() -> Program:
+    """A program that only makes an hcall: the L2 runs on the state the L1 set."""
+    return Program(Cause.HCALL, ((CODE, asm.words([asm.SC_HCALL, asm.HERE])),),
+                   CODE, asm.SC_HCALL, CODE + 4, CODE + 4)

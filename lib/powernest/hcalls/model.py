@@ -158,12 +158,13 @@ class Ref:
 @dataclass(frozen=True)
 class Bound:
     """A check between values of the run: low + shift <= value <= high + shift (a bound
-    that is None is not checked).  The script does nothing for it; the verdict does."""
+    is a value of the run, a number, or None: not checked).  The script does nothing for
+    it; the verdict does."""
 
     label: str
     value: Ref
-    low: Ref | None
-    high: Ref | None
+    low: Ref | int | None
+    high: Ref | int | None
     why: str
     shift: int = 0
 

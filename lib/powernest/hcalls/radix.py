@@ -50,7 +50,7 @@ class Page:
 
     @property
     def leaf_bits(self) -> int:
-        eaa = (READ_WRITE if self.writable else READ) | (EXECUTE if self.executable else 0)
+        eaa = READ | (READ_WRITE if self.writable else 0) | (EXECUTE if self.executable else 0)
         return VALID | LEAF | REFERENCED | (CHANGED if self.writable else 0) | eaa
 
 

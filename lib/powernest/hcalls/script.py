@@ -273,16 +273,16 @@ class Verdict:
 def describe(step: Read | Bound) -> str:
     """What a Read or a Bound requires, for a script's header and a failure."""
     if isinstance(step, Bound):
-        low = f"{_ref(step.low)}{_plus(step.shift)} <= " if step.low else ""
-        high = f" <= {_ref(step.high)}{_plus(step.shift)}" if step.high else ""
+        low = f"{_ref(step.low)}{_plus(step.shift)} <= " if step.low is not None else ""
+        high = f" <= {_ref(step.high)}{_plus(step.shift)}" if step.high is not None else ""
         return f"{low}{_ref(step.value)}{high} ({step.why})"
     wants = [f"{f.name}={f.describe()}" for f in step.fields if f.want is not None]
     wants += [f"{_element_name(i)}={v.hex()}" for i, v in step.elements]
     return f"{step.buf} holds " + (", ".join(wants) or "its fields (kept for later checks)")
 
 
-def _ref(ref: Ref) -> str:
-    return f"{ref.step}.{ref.key}"
+def _ref(ref: Ref | int) -> str:
+    return f"{ref:#x}" if isinstance(ref, int) else f"{ref.step}.{ref.key}"
 
 
 def _plus(shift: int) -> str:
@@ -317,8 +317,10 @@ def _field_value(data: bytes, read: Read, name: str) -> int | None:
     return None
 
 
-def _value(ref: Ref, steps: dict[str, Step], run: ScriptRun) -> int | None:
+def _value(ref: Ref | int, steps: dict[str, Step], run: ScriptRun) -> int | None:
     """The value `ref` names in this run's output (None: the run did not produce it)."""
+    if isinstance(ref, int):
+        return ref
     result, step = run.steps.get(ref.step), steps.get(ref.step)
     if result is None or step is None:
         return None
@@ -359,15 +361,16 @@ def _check_read(label: str, read: Read, run: ScriptRun) -> list[str]:
 
 def _check_bound(label: str, bound: Bound, steps: dict[str, Step], run: ScriptRun) -> list[str]:
     value = _value(bound.value, steps, run)
-    low = _value(bound.low, steps, run) if bound.low else None
-    high = _value(bound.high, steps, run) if bound.high else None
-    if value is None or (bound.low and low is None) or (bound.high and high is None):
+    low = None if bound.low is None else _value(bound.low, steps, run)
+    high = None if bound.high is None else _value(bound.high, steps, run)
+    if value is None or (bound.low is not None and low is None) or \
+            (bound.high is not None and high is None):
         return [f"{label}: the run did not produce the values of {describe(bound)}"]
     if (low is not None and value < low + bound.shift) or \
             (high is not None and value > high + bound.shift):
         shown = ", ".join(f"{_ref(r)}={v:#x}" for r, v in
                           ((bound.low, low), (bound.value, value), (bound.high, high))
-                          if r is not None and v is not None)
+                          if isinstance(r, Ref) and v is not None)
         return [f"{label}: required {describe(bound)}, observed {shown}"]
     return []
 
