@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from _pytest.mark import ParameterSet
 
-from powernest.hcalls.cases import deviation
+from powernest.hcalls.cases import GATE_ROWS, deviation
 from powernest.hcalls.model import Case
 from powernest.hcalls.numbers import V1_HCALLS, V2_HCALLS
 from powernest.hcalls.runner import HcallRunner, cases_for_target, isolated
@@ -31,20 +31,22 @@ def _marks(case: Case, premerge: bool) -> list[pytest.MarkDecorator]:
         marks.append(pytest.mark.requires(Ability.CRASHES_L0))
     if isolated(case):   # an L1 of its own: not where the host itself is the one L1
         marks.append(pytest.mark.requires(Ability.BOOTS_L1))
-    if case.deviation:
-        marks.append(pytest.mark.deviation(deviation(case.deviation)))
+    if case.deviations:
+        marks.append(pytest.mark.deviation(*(deviation(d) for d in case.deviations)))
     return marks
 
 
 def _params(target: Target) -> list[ParameterSet]:
     """The rows for the target's API; the gate (premerge) takes, for each hcall of
-    that API, its first row that shares an L1 (cheap, and cannot crash the L0)."""
+    that API, its first row that shares an L1 (cheap, and cannot crash the L0), and
+    the behavioural rows of `GATE_ROWS`."""
     own = V1_HCALLS if target.api is API.V1 else V2_HCALLS
     firsts: dict[str, str] = {}
     for case in cases_for_target(target):
         if case.hcall in own and not isolated(case):
             firsts.setdefault(case.hcall, case.id)
-    return [pytest.param(case, id=case.id, marks=_marks(case, firsts.get(case.hcall) == case.id))
+    return [pytest.param(case, id=case.id, marks=_marks(
+                case, firsts.get(case.hcall) == case.id or case.id in GATE_ROWS))
             for case in cases_for_target(target)]
 
 

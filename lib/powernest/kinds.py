@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from powernest import qemu
 from powernest.errors import Unavailable
 from powernest.inventory import Host, Kind
-from powernest.nested import API
+from powernest.nested import API, NestedCode
 from powernest.shell import Shell
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ class L0:
 
     qemu_version: tuple[int, int, int] | None
     description: str       # as a report shows it
-    nested_by_qemu: bool   # QEMU's own nested-API code serves the L1s (its deviations apply)
+    nested_code: NestedCode  # whose nested-API code serves the L1s (its deviations apply)
     platform: str = ""     # an LPAR's /proc/device-tree/model
 
 
@@ -68,7 +68,7 @@ class HostKind:
     default_apis: ClassVar[tuple[API, ...]]
     kexec_default: ClassVar[bool]
     missing: ClassVar[dict[Ability, str]]  # what it cannot do, and why
-    nested_by_qemu: ClassVar[bool] = False  # QEMU's nested code serves its L1s (TCG pseries)
+    nested_code: ClassVar[NestedCode] = NestedCode.LINUX_KVM  # whose code serves its L1s
 
     def lacks(self, ability: Ability, host: Host) -> str | None:
         """Why `host`, of this kind, cannot do `ability`; None if it can."""
@@ -90,7 +90,7 @@ class HostKind:
         """What the host's L0 is: its QEMU's version, run there."""
         version = qemu.version(shell, qemu_binary)
         shown = ".".join(map(str, version)) if version else "unknown"
-        return L0(version, f"QEMU {shown} ({self.accel.upper()})", self.nested_by_qemu)
+        return L0(version, f"QEMU {shown} ({self.accel.upper()})", self.nested_code)
 
     def cpu_unavailable(self, host: Host, cpu: str) -> str | None:
         """Why an L1 of `cpu` cannot run on `host`; None if it can."""
@@ -115,7 +115,7 @@ class TcgKind(HostKind):
     accel = "tcg"
     default_apis = (API.V1, API.V2)
     kexec_default = True
-    nested_by_qemu = True
+    nested_code = NestedCode.QEMU
     missing: ClassVar[dict[Ability, str]] = {}
 
 
@@ -158,8 +158,9 @@ class PowervmKind(HostKind):
         platform = model.stdout.strip("\0\n ") if model.ok else ""
         if "emulated by qemu" in platform:
             return L0(None, f"QEMU, TCG (seen from the LPAR: {platform!r}; version unknown)",
-                      True, platform)
-        return L0(None, f"PowerVM ({platform or 'platform unknown'})", False, platform)
+                      NestedCode.QEMU, platform)
+        return L0(None, f"PowerVM ({platform or 'platform unknown'})", NestedCode.POWERVM,
+                  platform)
 
     def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
                booted: bool = False) -> L1:

@@ -197,13 +197,21 @@ def observed_api(dmesg: str, kernel: str, kvm_hv_loaded: bool) -> API | None:
     return API.V2
 
 
+class NestedCode(StrEnum):
+    """Whose code serves an L1's nested-API hcalls."""
+
+    QEMU = "QEMU"                   # a TCG pseries L0: hw/ppc/spapr_nested.c
+    LINUX_KVM = "Linux KVM-HV"      # a KVM host's kernel: book3s_hv_nested.c
+    POWERVM = "PowerVM"
+
+
 @dataclass(frozen=True)
 class Deviation:
     """A known way a hypervisor departs from the API, reported as a strict xfail."""
 
     id: str
     api: API
-    since: tuple[int, int]          # first QEMU version affected (the API's arrival)
+    since: tuple[int, int]          # first version affected (QEMU's; for others, Linux's)
     fixed_in: tuple[int, int] | None
     summary: str
     evidence: re.Pattern[str] | None  # the log line that shows it, where there is one
@@ -211,23 +219,29 @@ class Deviation:
     # whether an L1 whose case met it is left unfit for the next case (its shared L1 is
     # then replaced: `powernest.plugin.shared`)
     damages_l1: bool = False
+    l0: NestedCode = NestedCode.QEMU   # whose nested code has it
 
-    def applies(self, api: API, qemu_version: tuple[int, int, int] | None) -> bool:
-        """Whether an L0 QEMU of this version, offering `api`, has this deviation.
+    def applies(self, api: API, qemu_version: tuple[int, int, int] | None,
+                l0: NestedCode = NestedCode.QEMU) -> bool:
+        """Whether an L0 whose nested code is `l0` (for QEMU: of this version), offering
+        `api`, has this deviation.
 
-        A QEMU of unknown version (seen from inside an LPAR) has every deviation
-        that no QEMU release has fixed yet.
+        An L0 of unknown version (QEMU seen from inside an LPAR, any Linux KVM-HV) has
+        every deviation of its code that no release has fixed yet.
         """
-        if api is not self.api:
+        if api is not self.api or l0 is not self.l0:
             return False
-        if qemu_version is None:
+        if qemu_version is None or l0 is not NestedCode.QEMU:
             return self.fixed_in is None
         version = qemu_version[:2]
         return version >= self.since and (self.fixed_in is None or version < self.fixed_in)
 
     def reason(self, qemu_version: tuple[int, int, int] | None) -> str:
-        seen = ".".join(map(str, qemu_version)) if qemu_version else "of unknown version"
         upto = f"before {self.fixed_in[0]}.{self.fixed_in[1]}" if self.fixed_in else "no fix yet"
+        if self.l0 is not NestedCode.QEMU:
+            return (f"known deviation {self.id}: {self.summary} [{self.l0.value} "
+                    f"{self.since[0]}.{self.since[1]} and later, {upto}]")
+        seen = ".".join(map(str, qemu_version)) if qemu_version else "of unknown version"
         return (f"known deviation {self.id}: {self.summary} "
                 f"[QEMU {self.since[0]}.{self.since[1]} and later, {upto}; L0 here: QEMU {seen}]")
 

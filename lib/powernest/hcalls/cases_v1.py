@@ -35,12 +35,12 @@ OPTIONAL = ("QEMU h_copy_tofrom_guest answers H_FUNCTION ('not required, L1 KVM 
 
 
 def _v1(case_id: str, hcall: str, summary: str, steps: tuple[Step, ...], source: str, *,
-        leaves_state: bool = False, deviation: str | None = None,
+        leaves_state: bool = False, deviations: tuple[str, ...] = (),
         crash_evidence: str = "") -> Case:
     """A v1 case; it clears the partition table after, so the L0 is as before."""
     return Case(case_id, V1, hcall, summary, (*steps, CLEAR), source,
                 leaves_state=leaves_state, may_crash_l0=bool(crash_evidence),
-                crash_evidence=crash_evidence, deviation=deviation)
+                crash_evidence=crash_evidence, deviations=deviations)
 
 
 # Measured: QEMU 7.2.22 (TCG L0) aborts; QEMU 10.0.2 answers H_PARAMETER.
@@ -72,7 +72,7 @@ CASES_V1: tuple[Case, ...] = (
     _v1("v1-set-partition-table-outside-ram", PTBL, "a table base far above the L1's RAM",
         (Call("set-ptbl", PTBL, (OUTSIDE_RAM,), expect=rc("H_PARAMETER")),),
         f"{REF} kvmhv_set_partition_table: base not a visible gfn -> H_PARAMETER",
-        deviation="qemu-v1-partition-table-base"),
+        deviations=("qemu-v1-partition-table-base",)),
     _v1("v1-enter-nested-no-partition-table", ENTER, "H_ENTER_NESTED with no table set",
         (Call("clear", PTBL, (0,), Role.SETUP), Alloc("hv"), Alloc("regs"),
          Write("hv", (hv_state(1, 1),)),
@@ -89,15 +89,15 @@ CASES_V1: tuple[Case, ...] = (
         "spec silent: LPID 0 of an L1's partition table is the L1 itself; QEMU "
         "h_enter_nested answers H_PARAMETER (its table walk asserts lpid != 0); Linux L1s "
         "never use it for an L2", leaves_state=True,
-        deviation="qemu-v1-enter-nested-lpid-0-abort", crash_evidence=LPID_0_ABORT),
+        deviations=("qemu-v1-enter-nested-lpid-0-abort",), crash_evidence=LPID_0_ABORT),
     _v1("v1-enter-nested-hv-state-outside-ram", ENTER, "hv_guest_state address outside RAM",
         _enter(OUTSIDE_RAM, Addr("regs"), "H_PARAMETER"),
         f"{REF} kvmhv_enter_nested_guest: unreadable hv_guest_state -> H_PARAMETER",
-        deviation="qemu-v1-enter-nested-lpid-0-abort", crash_evidence=LPID_0_ABORT),
+        deviations=("qemu-v1-enter-nested-lpid-0-abort",), crash_evidence=LPID_0_ABORT),
     _v1("v1-enter-nested-regs-outside-ram", ENTER, "pt_regs address outside RAM",
         _enter(Addr("hv"), OUTSIDE_RAM, "H_PARAMETER"),
         f"{REF} kvmhv_enter_nested_guest: unreadable pt_regs -> H_PARAMETER",
-        leaves_state=True, deviation="qemu-v1-enter-nested-regs"),
+        leaves_state=True, deviations=("qemu-v1-enter-nested-regs",)),
     _v1("v1-tlb-invalidate-lpid", TLBIE, "invalidate LPID 1 as Linux's kvmhv_flush_lpid does",
         (*TABLE, Call("tlbie", TLBIE, (0x90000, 1, 0x800))),
         f"{REF} kvmhv_do_nested_tlbie: RIC=2, R=1, IS=2 is valid (no such guest: nothing to "
@@ -105,11 +105,11 @@ CASES_V1: tuple[Case, ...] = (
     _v1("v1-tlb-invalidate-not-radix", TLBIE, "R=0 (HPT) in the tlbie encoding",
         (*TABLE, Call("tlbie", TLBIE, (0x80000, 1, 0x800), expect=rc("H_PARAMETER"))),
         f"{REF} kvmhv_emulate_priv_tlbie: 'r != 1 -> Only radix supported' -> H_PARAMETER",
-        deviation="qemu-v1-tlb-invalidate-unchecked"),
+        deviations=("qemu-v1-tlb-invalidate-unchecked",)),
     _v1("v1-tlb-invalidate-ric-3", TLBIE, "RIC=3 in the tlbie encoding",
         (*TABLE, Call("tlbie", TLBIE, (0xD0000, 1, 0x800), expect=rc("H_PARAMETER"))),
         f"{REF} kvmhv_emulate_priv_tlbie: 'ric == 3 -> No cluster bombs for radix' -> "
-        "H_PARAMETER", deviation="qemu-v1-tlb-invalidate-unchecked"),
+        "H_PARAMETER", deviations=("qemu-v1-tlb-invalidate-unchecked",)),
     _v1("v1-copy-tofrom-guest-both-buffers", COPY, "both a to and a from buffer",
         (*TABLE, Alloc("buf"),
          Call("copy", COPY, (1, 0, 0, Addr("buf"), Addr("buf", 8), 8),

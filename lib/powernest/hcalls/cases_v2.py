@@ -90,7 +90,7 @@ CAPABILITIES: tuple[Case, ...] = (
           _set_caps("set-caps", Expr(f"{{caps}} | {CAP_POWER11:#x}"), ("H_P2",),
                     regs=ONE_INVALID_BITMAP)),
          f"{RST}: only capabilities advertised through GET; R3=H_P2, R4=1",
-         leaves_state=True, needs_fresh=True, deviation="qemu-v2-set-capabilities-unoffered"),
+         leaves_state=True, needs_fresh=True, deviations=("qemu-v2-set-capabilities-unoffered",)),
     Case("v2-set-capabilities-empty", V2, SET_CAPS, "an empty bitmap: no processor mode",
          (_set_caps("set-caps", 0, ("H_P2",), regs=ONE_INVALID_BITMAP),),
          "spec silent on an empty bitmap: QEMU h_guest_set_capabilities answers H_P2, R4=1, "
@@ -102,7 +102,7 @@ CAPABILITIES: tuple[Case, ...] = (
          f"spec silent on a repeated call ({RST}: negotiated 'normally at L1 boot time'); "
          "Linux 6.12 calls it at every kvm-hv load and loses KVM after a kexec when it fails "
          "(LAB-NOTES)", leaves_state=True, needs_fresh=True,
-         deviation="qemu-v2-set-capabilities-once"),
+         deviations=("qemu-v2-set-capabilities-once",)),
     Case("v2-set-capabilities-subset", V2, SET_CAPS, "only the POWER9 mode of those offered",
          (caps()[0], Guard("p9-offered", Expr(f"{{caps}} & {CAP_POWER9:#x}"),
                            "this L0 does not offer the POWER9 mode"),
@@ -154,7 +154,7 @@ GUESTS: tuple[Case, ...] = (
          may_crash_l0=True,
          crash_evidence="h_guest_delete: g_hash_table_destroy(spapr->nested.guests) leaves "
                         "the freed table in spapr->nested.guests; h_guest_create then uses it",
-         deviation="qemu-v2-delete-all-use-after-free"),
+         deviations=("qemu-v2-delete-all-use-after-free",)),
 )
 
 VCPUS: tuple[Case, ...] = (
@@ -167,14 +167,14 @@ VCPUS: tuple[Case, ...] = (
          leaves_state=True, may_crash_l0=True,
          crash_evidence="h_guest_create_vcpu: assert(vcpuid == guest->nr_vcpus) "
                         "/* linear vcpuid allocation only */",
-         deviation="qemu-v2-vcpu-ids-linear"),
+         deviations=("qemu-v2-vcpu-ids-linear",)),
     Case("v2-create-vcpu-out-of-range", V2, CREATE_VCPU, "vCPU 2048",
          (*caps(), guest(), vcpu(2048, role=Role.CHECK, expect=BAD_P3), delete()),
          f"{RST}: vcpuId 'must be within the range of 0 to 2047'; {CONVENTION} (3)",
          leaves_state=True, may_crash_l0=True,
          crash_evidence="h_guest_create_vcpu: assert(vcpuid == guest->nr_vcpus) comes before "
                         "the PAPR_NESTED_GUEST_VCPU_MAX check",
-         deviation="qemu-v2-vcpu-ids-linear"),
+         deviations=("qemu-v2-vcpu-ids-linear",)),
     Case("v2-create-vcpu-duplicate", V2, CREATE_VCPU, "vCPU 0 created twice",
          (*guest_with_vcpu(), vcpu(role=Role.CHECK, expect=rc("H_IN_USE", "H_P3")), delete()),
          f"{RST}: vcpuId is unique for this L2; the code is not named: H_IN_USE (hvcall.h, "
@@ -213,7 +213,7 @@ RUNS: tuple[Case, ...] = (
              "H_INPUT_BUFFER_NOT_DEFINED", "H_OUTPUT_BUFFER_NOT_DEFINED")), delete()),
          f"{RST}: the run buffers 'must be preregistered' with 0x0C00 and 0x0C01; codes from "
          "hvcall.h (H_INPUT/OUTPUT_BUFFER_NOT_DEFINED, added with the v2 support)",
-         leaves_state=True, deviation="qemu-v2-run-buffers-not-defined"),
+         leaves_state=True, deviations=("qemu-v2-run-buffers-not-defined",)),
     Case("v2-run-vcpu-reserved-flags", V2, RUN, "flags bit 3 set (bits 3-63 reserved)",
          (*_RUNNABLE, Call("run", RUN, (1 << 60, Var("guest"), 0), expect=FLAG_ERROR),
           delete()),
@@ -225,7 +225,7 @@ RUNS: tuple[Case, ...] = (
           Call("run", RUN, (0, Var("guest"), 0), expect=rc("H_INVALID_ELEMENT_ID")), delete()),
          f"{RST} H_GUEST_RUN_VCPU: R3=H_Invalid_Element_Id, R4=the offset of the bad element "
          "in the input buffer (R4 not checked: the text says offset here, index for GET/SET)",
-         leaves_state=True, deviation="qemu-v2-gsb-element-errors"),
+         leaves_state=True, deviations=("qemu-v2-gsb-element-errors",)),
 )
 
 _V1_UNDER_V2 = ("H_SET_PARTITION_TABLE", "H_ENTER_NESTED", "H_COPY_TOFROM_GUEST")
@@ -244,7 +244,7 @@ CROSS_API: tuple[Case, ...] = tuple(
          "spec silent: Linux 6.12 kvmhv_flush_lpid issues H_TLB_INVALIDATE(H_TLBIE_P1_ENC(2,0,1),"
          " lpid, TLBIEL_INVAL_SET_LPID) under v2 when the L0 lacks H_RPT_INVALIDATE (QEMU TCG "
          "has none), and logs 'TLB LPID invalidation hcall failed'", leaves_state=True,
-         deviation="qemu-v2-tlb-invalidate"),
+         deviations=("qemu-v2-tlb-invalidate",)),
 )
 
 CASES_V2: tuple[Case, ...] = CAPABILITIES + GUESTS + VCPUS + RUNS + CROSS_API

@@ -62,11 +62,11 @@ def _u64(value: int) -> bytes:
 
 def _case(case_id: str, hcall: str, summary: str, steps: Sequence[Step], source: str, *,
           may_crash_l0: bool = False, crash_evidence: str = "",
-          deviation: str | None = None) -> Case:
+          deviations: tuple[str, ...] = ()) -> Case:
     """A case on a guest with vCPU 0 and a 4 KiB buffer `gsb`; deletes the guest after."""
     return Case(case_id, V2, hcall, summary, (*READY, *steps, delete()), source,
                 leaves_state=True, may_crash_l0=may_crash_l0, crash_evidence=crash_evidence,
-                deviation=deviation)
+                deviations=deviations)
 
 
 def _get(label: str, *elements: Item, flags: int = 0, expect: Expect = SUCCESS,
@@ -81,7 +81,7 @@ def _value_crash(case_id: str, summary: str, element: Item, evidence: str,
     return _case(case_id, SET, summary,
                  set_state("set", element, flags=flags, expect=VALUE_OK_OR_REFUSED),
                  VALUE_SOURCE, may_crash_l0=True, crash_evidence=evidence,
-                 deviation="qemu-v2-gsb-value-asserts")
+                 deviations=("qemu-v2-gsb-value-asserts",))
 
 
 CASES_V2_STATE: tuple[Case, ...] = (
@@ -98,42 +98,42 @@ CASES_V2_STATE: tuple[Case, ...] = (
           f"{RST}: vcpuId from H_GUEST_CREATE_VCPU; {CONVENTION} (3)", may_crash_l0=True,
           crash_evidence="h_guest_getset_state never checks vcpuid; get_vcpu_state_ptr: "
                          "assert(spapr_nested_vcpu_check(guest, vcpuid, false))",
-          deviation="qemu-v2-state-unchecked-vcpu"),
+          deviations=("qemu-v2-state-unchecked-vcpu",)),
     _case("v2-set-state-reserved-element", SET, "element 0x0C03 (reserved)",
           set_state("set", (0x0C03, (_u64(0),)), expect=_element_error("H_INVALID_ELEMENT_ID")),
           f"{RST}: 0x0C03-0x0FFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-          deviation=ELEMENT_DEVIATION),
+          deviations=(ELEMENT_DEVIATION,)),
     _case("v2-get-state-reserved-element", GET, "element 0x0007 (reserved), guest-wide",
           _get("get", (0x0007, (_u64(0),)), flags=WIDE,
                expect=_element_error("H_INVALID_ELEMENT_ID")),
           f"{RST}: 0x0007-0x0BFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-          deviation=ELEMENT_DEVIATION),
+          deviations=(ELEMENT_DEVIATION,)),
     _case("v2-set-state-bad-second-element", SET, "GPR3, then reserved 0x2FFF",
           set_state("set", GPR3, (0x2FFF, (bytes(4),)),
                     expect=_element_error("H_INVALID_ELEMENT_ID", index=1)),
           f"{RST}: R4 = 'the array index of the bad element ID' (1)",
-          deviation=ELEMENT_DEVIATION),
+          deviations=(ELEMENT_DEVIATION,)),
     _case("v2-set-state-wrong-size", SET, "GPR3 with a 4-byte value",
           set_state("set", (0x1003, (bytes(4),)),
                     expect=_element_error("H_INVALID_ELEMENT_SIZE")),
           f"{RST}: GPRs are 8 bytes; R3=H_Invalid_Element_Size, R4=index 0",
-          deviation=ELEMENT_DEVIATION),
+          deviations=(ELEMENT_DEVIATION,)),
     _case("v2-set-state-read-only-element", SET, "HDAR (0xF000, read-only)",
           set_state("set", gsb.element(0xF000, 0), expect=_element_error(*ELEMENT_ERROR)),
           f"{RST}: 0xF000 is R (the L1 only reads it); per-element errors are "
           "H_Invalid_Element_* with R4 = index; the document names no one code",
-          deviation=ELEMENT_DEVIATION),
+          deviations=(ELEMENT_DEVIATION,)),
     _case("v2-set-state-guest-wide-element-as-vcpu", SET, "TB offset without the wide flag",
           set_state("set", gsb.element(0x0004, 0), expect=_element_error(*ELEMENT_ERROR)),
           f"{RST}: 'the IDs in the GSB must match' the guest-wide flag; per-element errors "
-          "are H_Invalid_Element_* with R4 = index", deviation=ELEMENT_DEVIATION),
+          "are H_Invalid_Element_* with R4 = index", deviations=(ELEMENT_DEVIATION,)),
     _case("v2-set-state-vcpu-element-as-guest-wide", SET, "GPR3 with the wide flag",
           set_state("set", GPR3, flags=WIDE, expect=_element_error(*ELEMENT_ERROR)),
           f"{RST}: 'the IDs in the GSB must match' the guest-wide flag; per-element errors "
-          "are H_Invalid_Element_* with R4 = index", deviation=ELEMENT_DEVIATION),
+          "are H_Invalid_Element_* with R4 = index", deviations=(ELEMENT_DEVIATION,)),
     _case("v2-get-state-host-state-size", GET, "element 0x0001 (size of L0 vCPU state)",
           _get("get", gsb.element(0x0001, 0), flags=WIDE),
-          f"{RST}: 0x0001, 8 bytes, R, guest-wide", deviation="qemu-v2-host-state-size"),
+          f"{RST}: 0x0001, 8 bytes, R, guest-wide", deviations=("qemu-v2-host-state-size",)),
     _case("v2-get-state-run-output-min-size", GET, "element 0x0002 (run output minimum)",
           _get("get", gsb.element(0x0002, 0), flags=WIDE),
           f"{RST}: 0x0002, 8 bytes, R, guest-wide; Linux reads it before sizing the buffer"),
@@ -145,7 +145,7 @@ CASES_V2_STATE: tuple[Case, ...] = (
          may_crash_l0=True,
          crash_evidence="0x0002 is GSBE_NESTED_VCPU (location get_vcpu_ptr): "
                         "assert(spapr_nested_vcpu_check(guest, vcpuid, false))",
-         deviation="qemu-v2-state-unchecked-vcpu"),
+         deviations=("qemu-v2-state-unchecked-vcpu",)),
     _case("v2-get-state-partition-table", GET, "read back element 0x0005 after setting it",
           (Alloc("ptbl", 1 << 16),
            *set_state("set", (0x0005, (Addr("ptbl"), _u64(52), _u64(1 << 16))), flags=WIDE,
@@ -153,22 +153,22 @@ CASES_V2_STATE: tuple[Case, ...] = (
            *_get("get", gsb.element(0x0005, 0, 0, 0), flags=WIDE)),
           f"{RST}: 0x0005 is RW", may_crash_l0=True,
           crash_evidence="copy_state_pagetbl: assert(set)",
-          deviation="qemu-v2-gsb-value-asserts"),
+          deviations=("qemu-v2-gsb-value-asserts",)),
     _case("v2-set-state-vpa", SET, "register vCPU 0's VPA (0x0C02)",
           (Alloc("vpa"), *set_state("set", (0x0C02, (Addr("vpa"),)))),
           f"{RST}: 0x0C02 vCPU VPA Address, 8 bytes, RW, thread; Linux registers it at "
-          "every L2 start", deviation="qemu-v2-vpa-element"),
+          "every L2 start", deviations=("qemu-v2-vpa-element",)),
     _case("v2-set-state-length-0", SET, "a buffer length of 0",
           set_state("set", GPR3, length=0, expect=rc("H_P5")),
           f"{RST}: the GSB starts with a 4-byte count; {CONVENTION} (5)", may_crash_l0=True,
           crash_evidence="map_and_getset_state: address_space_map returns NULL for length 0, "
                          "then address_space_unmap(NULL) takes it for a bounce buffer",
-          deviation="qemu-v2-gsb-length-asserts"),
+          deviations=("qemu-v2-gsb-length-asserts",)),
     _case("v2-set-state-length-3", SET, "a buffer length of 3",
           set_state("set", GPR3, length=3, expect=rc("H_P5")),
           f"{RST}: the GSB starts with a 4-byte count; {CONVENTION} (5)", may_crash_l0=True,
           crash_evidence="guest_state_request_check: assert(len >= 4)",
-          deviation="qemu-v2-gsb-length-asserts"),
+          deviations=("qemu-v2-gsb-length-asserts",)),
     Case("v2-set-state-length-over-max", V2, SET, "a length of 1 MiB + 4 KiB (SET: read only)",
          (*guest_with_vcpu(), Alloc("gsb", 1 << 20),
           *set_state("set", GPR3, length=(1 << 20) + 4096, expect=rc("H_SUCCESS", "H_P5")),
@@ -176,11 +176,11 @@ CASES_V2_STATE: tuple[Case, ...] = (
          f"{RST} sets no maximum: an L0 either processes the GSB or refuses parameter 5 "
          f"({CONVENTION}); it must not abort", leaves_state=True, may_crash_l0=True,
          crash_evidence="h_guest_getset_state: assert(buflen <= GSB_MAX_BUF_SIZE)",
-         deviation="qemu-v2-gsb-length-asserts"),
+         deviations=("qemu-v2-gsb-length-asserts",)),
     _case("v2-get-state-buffer-outside-ram", GET, "a GSB address far above the L1's RAM",
           (state("get", GET, 0, buf=OUTSIDE_RAM, expect=rc("H_P4")),),
           f"{RST}: dataBuffer is 'A L1 real address of the GSB'; {CONVENTION} (4)",
-          deviation="qemu-v2-gsb-outside-ram"),
+          deviations=("qemu-v2-gsb-outside-ram",)),
     _case("v2-get-state-reserved-flags", GET, "flags bit 2 set (bits 2-63 reserved)",
           _get("get", GPR3, flags=1 << 61, expect=FLAG_ERROR),
           f"{RST} H_GUEST_GET_STATE: flags bits 2-63 Reserved; PAPR convention: reserved flag "

@@ -200,7 +200,7 @@ class Case:
     may_crash_l0: bool = False
     crash_evidence: str = ""     # the QEMU code line behind may_crash_l0
     needs_fresh: bool = False    # must run before anything set capabilities / a table
-    deviation: str | None = None  # the known deviation of QEMU for this row
+    deviations: tuple[str, ...] = ()  # known deviations of L0s for this row
 
     @property
     def calls(self) -> tuple[Call, ...]:

@@ -131,8 +131,8 @@ def _header(case: Case) -> list[str]:
         elif isinstance(step, Read | Bound):
             lines += _comment(f"{label}: {describe(step)}")
     lines += ["# Source:", *_comment(case.source)]
-    if case.deviation:
-        lines += _comment(f"Known QEMU deviation: {case.deviation}", "# ")
+    if case.deviations:
+        lines += _comment(f"Known deviations: {', '.join(case.deviations)}", "# ")
     if case.may_crash_l0:
         lines += _comment(f"MAY CRASH THE L0: {case.crash_evidence}", "# ")
     lines += _comment(f"Leaves L0 state for later cases: {'yes' if case.leaves_state else 'no'}"

@@ -50,8 +50,8 @@ _STARVATION_SIGNS = ("soft lockup", "hard lockup", "RCU stall", "hung task")
 def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSession,
            target: Target) -> list[Deviation]:
     """Mark the case a strict xfail for each of `deviations` its L0 has; return those."""
-    found = [d for d in deviations if session.l0.nested_by_qemu
-             and d.applies(target.api, session.qemu_version)]
+    found = [d for d in deviations
+             if d.applies(target.api, session.qemu_version, session.l0.nested_code)]
     for d in found:
         item.add_marker(pytest.mark.xfail(strict=True, reason=d.reason(session.qemu_version)))
     item.stash[DEVIATIONS_MET] = [*item.stash.get(DEVIATIONS_MET, []), *found]
