@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from powernest.nested import API, cap_rule
-from powernest.testing import CPU_MODELS, Ability, Host, HostSession
+from powernest.testing import API, CPU_MODELS, Ability, Host, HostSession, cap_rule
 
 CAP_SETS = (frozenset({API.V1}), frozenset({API.V2}), frozenset({API.V1, API.V2}))
 CASES = [(cpu, caps) for cpu in CPU_MODELS for caps in CAP_SETS]

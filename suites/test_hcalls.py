@@ -14,13 +14,20 @@ from __future__ import annotations
 import pytest
 from _pytest.mark import ParameterSet
 
-from powernest.hcalls.cases import GATE_ROWS, deviation
-from powernest.hcalls.model import Case
-from powernest.hcalls.numbers import V1_HCALLS, V2_HCALLS
-from powernest.hcalls.runner import HcallRunner, cases_for_target, isolated
-from powernest.hcalls.script import Outcome
-from powernest.nested import API
-from powernest.testing import Ability, Target
+from powernest.testing import (
+    API,
+    GATE_ROWS,
+    V1_HCALLS,
+    V2_HCALLS,
+    Ability,
+    Case,
+    HcallRunner,
+    Outcome,
+    Target,
+    cases_for_target,
+    deviation,
+    isolated,
+)
 
 pytestmark = pytest.mark.nightly
 

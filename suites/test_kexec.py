@@ -14,15 +14,21 @@ from collections.abc import Callable
 
 import pytest
 
-from powernest.nested import (
+from powernest.testing import (
+    SCENARIOS,
     SET_CAPABILITIES_ONCE,
+    Ability,
     Deviation,
+    GuestPool,
+    Scenario,
+    Stage,
+    Target,
     kvm_lines,
     l1_expectation,
     mismatches,
     registers_again,
+    run_chain,
 )
-from powernest.testing import SCENARIOS, Ability, GuestPool, Scenario, Stage, Target, run_chain
 
 pytestmark = [pytest.mark.kexec, pytest.mark.nightly]
 

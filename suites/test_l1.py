@@ -7,8 +7,15 @@ from __future__ import annotations
 
 import pytest
 
-from powernest.nested import KERNEL_APIS, kvm_lines, l1_expectation, mismatches, observed_api
-from powernest.testing import L1, Target
+from powernest.testing import (
+    KERNEL_APIS,
+    L1,
+    Target,
+    kvm_lines,
+    l1_expectation,
+    mismatches,
+    observed_api,
+)
 
 pytestmark = pytest.mark.premerge
 

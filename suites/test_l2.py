@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import pytest
 
-from powernest.nested import IDLE_L2_SPINS, TLB_INVALIDATE, VPA_ELEMENT, Deviation
-from powernest.testing import L1, L2_SHELL_TIMEOUT, L2Guest, SharedGuests, Target
+from powernest.testing import (
+    IDLE_L2_SPINS,
+    L1,
+    L2_SHELL_TIMEOUT,
+    TLB_INVALIDATE,
+    VPA_ELEMENT,
+    Deviation,
+    L2Guest,
+    SharedGuests,
+    Target,
+)
 
 
 @pytest.fixture

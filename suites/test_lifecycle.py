@@ -10,9 +10,18 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from powernest.console import find_failure
-from powernest.nested import HDEC_LOST, IDLE_L2_SPINS, SMP_L2_STALLS, Deviation
-from powernest.testing import L1, GuestPool, L2Guest, L2Runs, Target
+from powernest.testing import (
+    HDEC_LOST,
+    IDLE_L2_SPINS,
+    L1,
+    SMP_L2_STALLS,
+    Deviation,
+    GuestPool,
+    L2Guest,
+    L2Runs,
+    Target,
+    find_failure,
+)
 
 pytestmark = pytest.mark.nightly
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from powernest.hcalls import gsb, numbers
-from powernest.hcalls.cases import CASES, HCALL_DEVIATIONS, case, cases_for
+from powernest.hcalls.cases import CASES, case, cases_for
+from powernest.hcalls.deviations import HCALL_DEVIATIONS
+from powernest.hcalls.language import COMMANDS, MAX_BUFFERS, MAX_SIZE
 from powernest.hcalls.model import (
     Addr,
     Alloc,
@@ -26,8 +28,6 @@ from powernest.hcalls.model import (
     Write,
 )
 from powernest.hcalls.script import (
-    COMMANDS,
-    MAX_BUFFERS,
     Outcome,
     compile_case,
     labelled,
@@ -144,7 +144,7 @@ def test_values_flow_forward(row: Case) -> None:
             if isinstance(value, Expr):
                 assert set(re.findall(r"{(\w+)}", value.text)) <= saved
         if isinstance(step, Alloc):
-            assert step.size <= 1 << 20
+            assert step.size <= MAX_SIZE
             buffers.add(step.buf)
         if isinstance(step, Write):
             assert step.buf in buffers

@@ -178,7 +178,7 @@ def _read_fields(label: str, buf: str, layout: dict[str, int],
     return Read(label, buf, fields, length=max(layout.values()) + 8)
 
 
-# Known deviations by exit cause (see cases.L2_DEVIATIONS).
+# Known deviations by exit cause (see `deviations`).
 DEVIATIONS_V1 = {Cause.FACILITY: ("qemu-v1-hfscr-not-enforced", "kvm-v1-msgsndp-no-exit"),
                  Cause.FETCH: ("qemu-v1-hisi-cause-lost",),
                  Cause.ILLEGAL: ("qemu-v1-heir-not-returned",)}

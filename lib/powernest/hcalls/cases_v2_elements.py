@@ -126,7 +126,7 @@ def _round_trip(case_id: str, summary: str, names: tuple[str, ...],
                 leaves_state=True, deviations=deviations)
 
 
-# Known deviations of QEMU 10.0.2 by element (see cases.HCALL_DEVIATIONS).
+# Known deviations of QEMU 10.0.2 by element (see `deviations`).
 DEVIATIONS = {
     "TB_OFFSET": "qemu-v2-tb-offset-not-returned",
     "SPURR": "qemu-v2-spurr-from-purr",

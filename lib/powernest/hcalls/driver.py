@@ -21,14 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from powernest.errors import PowernestError
+from powernest.hcalls.language import MAX_READ, MODULE_NAME, PROC
 from powernest.lab import module
 from powernest.shell import Runner
 
-PROC = "/proc/pnhcall"
-MODULE_NAME = "pnhcall"
 CHUNK = 1000          # base64 characters per command line (a tty line holds 4095)
 WRITE_CHUNK = 480     # bytes per `write` command, 960 hex digits
-MAX_READ = 4096       # bytes per `read` command (the module's limit)
 _U64 = (1 << 64) - 1
 _RESULT = "PNHCALL-RESULT "
 _CALL = re.compile(r"rc=(-?\d+)((?: r\d+=0x[0-9a-f]+){9})(?: .*)?")

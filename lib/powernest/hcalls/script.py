@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from powernest.hcalls import gsb, numbers
+from powernest.hcalls.language import MAX_BUFFERS, MAX_COMMAND, MAX_READ, PROC
 from powernest.hcalls.model import (
     Addr,
     Alloc,
@@ -34,14 +35,11 @@ from powernest.hcalls.model import (
     Write,
 )
 
-PROC = "/proc/pnhcall"
-COMMANDS = ("call", "alloc", "write", "read", "free", "stamp")   # the module's language
-MAX_BUFFERS = 16
-MAX_READ = 4096
+MAX_WRITE = (MAX_COMMAND - 32) // 2     # bytes of one `write` command line, in hex
 _MASK = (1 << 64) - 1
 _CAPS = {"nested-hv": "cap-nested-hv=on", "nested-papr": "cap-nested-papr=on"}
 
-_PRELUDE = r"""P=${PNHCALL:-/proc/pnhcall}
+_PRELUDE = r"""P=${PNHCALL:-PROC}
 pn() { echo "$*" 2>/dev/null >"$P"; R=$(cat "$P"); }
 show() { echo "PNSTEP $1 $R"; }
 val() { echo "$R" | awk -v k="$1" '{for (i = 1; i <= NF; i++) {
@@ -55,7 +53,7 @@ need() {
   fail "$l"
 }
 [ -e "$P" ] || { echo "PNEND setup-failed module ($P missing: insmod pnhcall.ko)"; exit 1; }
-"""
+""".replace("PROC", PROC)
 
 
 def labelled(case: Case) -> Iterator[tuple[str, Step]]:
@@ -160,6 +158,8 @@ def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
         return [f"pn alloc {ids[step.buf]} {step.size}", f"show {label}", f"need {label}",
                 f"A_{step.buf.replace('-', '_')}=$(val addr)"]
     if isinstance(step, Write):
+        if sum(8 if isinstance(c, Addr) else len(c) for c in step.data) > MAX_WRITE:
+            raise ValueError(f"{label}: the module takes at most {MAX_WRITE} bytes a write")
         data = "".join(_chunk(c) for c in step.data)
         return [f'pn write {ids[step.buf]} {step.offset} "{data}"', f"show {label}",
                 f"need {label}"]
