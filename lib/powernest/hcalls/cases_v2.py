@@ -151,7 +151,6 @@ GUESTS: tuple[Case, ...] = (
              Call("create-after", CREATE, (0, MINUS_ONE), save="guest"), delete()),
          f"{RST} H_GUEST_DELETE: deleteAllGuests 'is used to reset the L0 in the case of "
          "kdump/kexec', after which the L1 creates guests again", leaves_state=True,
-         may_crash_l0=True,
          crash_evidence="h_guest_delete: g_hash_table_destroy(spapr->nested.guests) leaves "
                         "the freed table in spapr->nested.guests; h_guest_create then uses it",
          deviations=("qemu-v2-delete-all-use-after-free",)),
@@ -164,14 +163,14 @@ VCPUS: tuple[Case, ...] = (
     Case("v2-create-vcpu-not-sequential", V2, CREATE_VCPU, "vCPU 5 as the first vCPU",
          (*caps(), guest(), vcpu(5, role=Role.CHECK), delete()),
          f"{RST}: vcpuId is allocated by the L1, unique per L2, 'within the range of 0 to 2047'",
-         leaves_state=True, may_crash_l0=True,
+         leaves_state=True,
          crash_evidence="h_guest_create_vcpu: assert(vcpuid == guest->nr_vcpus) "
                         "/* linear vcpuid allocation only */",
          deviations=("qemu-v2-vcpu-ids-linear",)),
     Case("v2-create-vcpu-out-of-range", V2, CREATE_VCPU, "vCPU 2048",
          (*caps(), guest(), vcpu(2048, role=Role.CHECK, expect=BAD_P3), delete()),
          f"{RST}: vcpuId 'must be within the range of 0 to 2047'; {CONVENTION} (3)",
-         leaves_state=True, may_crash_l0=True,
+         leaves_state=True,
          crash_evidence="h_guest_create_vcpu: assert(vcpuid == guest->nr_vcpus) comes before "
                         "the PAPR_NESTED_GUEST_VCPU_MAX check",
          deviations=("qemu-v2-vcpu-ids-linear",)),

@@ -197,10 +197,13 @@ class Case:
     steps: tuple[Step, ...]
     source: str
     leaves_state: bool           # a later case in the same L1 would see what this one did
-    may_crash_l0: bool = False
-    crash_evidence: str = ""     # the QEMU code line behind may_crash_l0
+    crash_evidence: str = ""     # the QEMU code line that may crash the L0 ("": none)
     needs_fresh: bool = False    # must run before anything set capabilities / a table
     deviations: tuple[str, ...] = ()  # known deviations of L0s for this row
+
+    @property
+    def may_crash_l0(self) -> bool:
+        return bool(self.crash_evidence)
 
     @property
     def calls(self) -> tuple[Call, ...]:
