@@ -121,13 +121,15 @@ def build(fault: str) -> Path:
 
 
 def first_red(junit: Path) -> tuple[str, float, str] | None:
-    """The first failed case of a run: its name, the run's time up to its end, its message."""
+    """The first failed (or errored) case of a run: its name, the run's time up to its
+    end, its message."""
     elapsed = 0.0
     for case in ET.parse(junit).iter("testcase"):
         elapsed += float(case.get("time", 0))
-        failure = case.find("failure")
-        if failure is not None:
-            return case.get("name", "?"), elapsed, failure.get("message", "")
+        red = case.find("failure")
+        red = red if red is not None else case.find("error")
+        if red is not None:
+            return case.get("name", "?"), elapsed, red.get("message", "")
     return None
 
 

@@ -17,10 +17,12 @@ from powernest.hcalls.cases_v2_state import CASES_V2_STATE
 from powernest.hcalls.model import Case
 from powernest.nested import API
 
-# Behavioural rows the pre-merge gate runs besides each hcall's first row: an L2 that
-# leaves by an hcall under each API (its registers, the timebase, resuming), and the
+# Behavioural rows the pre-merge gate runs besides each hcall's first row: under each
+# API an L2 that leaves by an hcall (resuming after it) and one that faults on a load
+# (every register it set comes back: an hcall may change CTR, XER and CR), and the
 # round trip of the largest elements.
-GATE_ROWS = ("v1-l2-exit-hcall", "v2-l2-exit-hcall", "v2-state-round-trip-vsrs")
+GATE_ROWS = ("v1-l2-exit-hcall", "v1-l2-exit-load-unmapped", "v2-l2-exit-hcall",
+             "v2-l2-exit-load-unmapped", "v2-state-round-trip-vsrs")
 
 CASES: tuple[Case, ...] = (CASES_V2 + CASES_V2_STATE + CASES_V1 + CASES_L2_V1 + CASES_L2_V2
                           + CASES_V2_ELEMENTS)
