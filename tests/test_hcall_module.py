@@ -13,7 +13,8 @@ import pytest
 from powernest.guests import L1Guest
 from powernest.hcalls import cases, driver
 from powernest.hcalls.driver import HcallError
-from powernest.hcalls.script import Outcome, compile_case, parse_output, verdict
+from powernest.hcalls.script import compile_case
+from powernest.hcalls.verdict import Outcome, parse_output, verdict
 from powernest.lab import LabImages, build_lab
 from powernest.lab.module import modinfo
 from powernest.local import LocalShell

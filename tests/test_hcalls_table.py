@@ -27,13 +27,8 @@ from powernest.hcalls.model import (
     Var,
     Write,
 )
-from powernest.hcalls.script import (
-    Outcome,
-    compile_case,
-    labelled,
-    parse_output,
-    verdict,
-)
+from powernest.hcalls.script import compile_case, labelled
+from powernest.hcalls.verdict import Outcome, parse_output, verdict
 from powernest.nested import API
 
 IDS = [c.id for c in CASES]

@@ -22,7 +22,7 @@ from powernest.hcalls.deviations import deviation
 from powernest.hcalls.model import Case
 from powernest.hcalls.numbers import V1_HCALLS, V2_HCALLS
 from powernest.hcalls.runner import HcallRunner, cases_for_target, isolated
-from powernest.hcalls.script import Outcome
+from powernest.hcalls.verdict import Outcome
 from powernest.hosts import HostSession
 from powernest.inventory import CPU_MODELS, Host
 from powernest.kinds import Ability, Target

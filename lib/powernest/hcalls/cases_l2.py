@@ -1,12 +1,13 @@
 """Behavioural rows: L2 micro-programs run through each API, and what comes back.
 
-Each row builds a partition-scoped radix tree for one 64 KiB L2 page
-(`radix`), writes a micro-program into it (`l2program`), enters the L2 and
-checks what the L1 gets back at the exit: the exit reason; every register the
-program set, exactly; the fault registers the cause defines; the L2's timebase
-(TB offset applied); the L1's own registers intact (the module's `l1=` field of
-every call); then enters again and checks that the L2 resumed where it left
-off with the state the L1 handed back.
+Each row builds a partition-scoped radix tree for two 64 KiB L2 pages, one
+read-only (`radix`), writes a micro-program into the first (`l2program`),
+enters the L2 and checks what the L1 gets back at the exit: the exit reason;
+every register the program set, exactly; the fault registers the cause
+defines; the L2's timebase (TB offset applied) or, for the HDEC, the time the
+run ended; the L1's own registers intact (the module's `l1=` field of every
+call).  After an hcall exit it enters again and checks that the L2 resumed
+where it left off with the state the L1 handed back.
 
 API v1 (nested-hv): H_ENTER_NESTED(hv_guest_state, pt_regs), both in the L1's
 byte order (little endian), written back by the L0 at the exit; R3 is the
@@ -110,7 +111,6 @@ HV_VERSION = 2
 # struct pt_regs (64-bit, little endian): gpr[32], then these.
 REGS = {**{f"GPR{n}": 8 * n for n in range(32)}, "NIA": 256, "MSR": 264, "CTR": 280,
         "LR": 288, "XER": 296, "CR": 304, "DAR": 328, "DSISR": 336}
-REGS_SIZE = 352
 
 
 def _le(fields: dict[str, int], layout: dict[str, int]) -> bytes:

@@ -145,6 +145,11 @@ class Read:
     length: int = 4096
     offset: int = 0
 
+    def describe(self) -> str:
+        wants = [f"{f.name}={f.describe()}" for f in self.fields if f.want is not None]
+        wants += [f"{element_name(i)}={v.hex()}" for i, v in self.elements]
+        return f"{self.buf} holds " + (", ".join(wants) or "its fields (kept for later checks)")
+
 
 @dataclass(frozen=True)
 class Ref:
@@ -153,6 +158,9 @@ class Ref:
 
     step: str
     key: str
+
+    def text(self) -> str:
+        return f"{self.step}.{self.key}"
 
 
 @dataclass(frozen=True)
@@ -167,6 +175,23 @@ class Bound:
     high: Ref | int | None
     why: str
     shift: int = 0
+
+    def describe(self) -> str:
+        shift = (f" + {self.shift:#x}" if self.shift > 0
+                 else f" - {-self.shift:#x}" if self.shift < 0 else "")
+        low = f"{_text(self.low)}{shift} <= " if self.low is not None else ""
+        high = f" <= {_text(self.high)}{shift}" if self.high is not None else ""
+        return f"{low}{self.value.text()}{high} ({self.why})"
+
+
+def _text(bound: Ref | int) -> str:
+    return f"{bound:#x}" if isinstance(bound, int) else bound.text()
+
+
+def element_name(element_id: int) -> str:
+    """A GSB element ID as a message shows it: `0x1003 (GPR3)`."""
+    row = gsb.ELEMENTS.get(element_id)
+    return f"0x{element_id:04x}" + (f" ({row.name})" if row else "")
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from powernest.guests import L1, L0Died
 from powernest.hcalls import driver, numbers
 from powernest.hcalls.cases import cases_for
 from powernest.hcalls.model import Addr, Arg, Call, Case, Role, Var
-from powernest.hcalls.script import Outcome, ScriptRun, Verdict, compile_case, labelled
-from powernest.hcalls.script import parse_output as parse
-from powernest.hcalls.script import verdict as judge
+from powernest.hcalls.script import compile_case, labelled
+from powernest.hcalls.verdict import Outcome, ScriptRun, Verdict
+from powernest.hcalls.verdict import parse_output as parse
+from powernest.hcalls.verdict import verdict as judge
 from powernest.kinds import Target
 from powernest.pool import GuestPool
 
