@@ -4,13 +4,14 @@ real in a nested-papr L1 that boots one L2."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from powernest.guests import L1Guest
-from powernest.hcalls import trace
+from powernest.hcalls import numbers, trace
 from powernest.hcalls.trace import HcallSummary, HcallTraceError
 from powernest.l2 import L2Guest
 from powernest.lab import LabImages
@@ -165,6 +166,11 @@ def test_an_l2_boot_under_nested_papr(tmp_path: Path, lab: LabImages) -> None:
         finally:
             l2.stop()
         summary = trace.collect(l1)
+        deadline = time.monotonic() + 20   # the L1 kernel may delete the L2 a moment later
+        while not summary.calls.get(numbers.opcode("H_GUEST_DELETE")) and \
+                time.monotonic() < deadline:
+            time.sleep(0.5)
+            summary += trace.collect(l1)
         again = trace.collect(l1)
     finally:
         l1.stop()
