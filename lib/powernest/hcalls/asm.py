@@ -11,17 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 SC_HCALL = 0x4400_0022          # sc 1: an hcall, to the L2's hypervisor (an exit)
-SC = 0x4400_0002                # sc 0: a system call, to the L2's own 0xC00 vector
 TRAP = 0x7FE0_0008              # tw 31,0,0: an unconditional trap (program interrupt)
-NOP = 0x6000_0000               # ori 0,0,0
 ILLEGAL = 0x0000_0ABC           # primary opcode 0, not attn: no instruction (HEIR shows it)
 BCTR = 0x4E80_0420              # bcctr 20,0: branch to CTR
 HERE = 0x4800_0000              # b . (spin)
 
-SPR = {"XER": 1, "LR": 8, "CTR": 9, "DSCR": 17, "DSISR": 18, "DAR": 19, "DEC": 22,
-       "SRR0": 26, "SRR1": 27, "CFAR": 28, "AMR": 29, "PIDR": 48, "TB": 268,
-       "SPRG0": 272, "SPRG1": 273, "SPRG2": 274, "SPRG3": 275,
-       "TAR": 815, "PPR": 896}
+SPR = {"XER": 1, "LR": 8, "CTR": 9, "DSISR": 18, "DAR": 19, "SRR0": 26, "SRR1": 27,
+       "PIDR": 48, "TB": 268, "SPRG0": 272, "SPRG1": 273, "SPRG2": 274, "SPRG3": 275}
 
 
 def _reg(r: int) -> int:
@@ -97,19 +93,6 @@ def ld(rt: int, ds: int, ra: int) -> int:
     if ds % 4:
         raise ValueError(f"ld: displacement {ds} is not a multiple of 4")
     return _d_form(58, rt, ra, ds & 0xFFFC)
-
-
-def std(rs: int, ds: int, ra: int) -> int:
-    if ds % 4:
-        raise ValueError(f"std: displacement {ds} is not a multiple of 4")
-    return _d_form(62, rs, ra, ds & 0xFFFC)
-
-
-def b(offset: int) -> int:
-    """A relative branch by `offset` bytes."""
-    if offset % 4 or not -(1 << 25) <= offset < (1 << 25):
-        raise ValueError(f"b: offset {offset} out of range")
-    return (18 << 26) | (offset & 0x03FF_FFFC)
 
 
 def words(instructions: Iterable[int], little: bool = False) -> bytes:

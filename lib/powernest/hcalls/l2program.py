@@ -1,21 +1,18 @@
 """L2 micro-programs: a few instructions an L1 runs as its L2, each leaving by one cause.
 
-Guest-real layout (one 64 KiB page, `MEMORY`, at guest-real 0; big endian,
-MSR[LE] = 0):
+Guest-real layout (64 KiB pages; big endian, MSR[LE] = 0):
 
 - 0x0100-0x0FFF: the L2's own interrupt vectors, every 0x20: `mfspr r28, SRR0;
   mfspr r27, SRR1; li r30, VECTOR; sc 1`, so an interrupt the L2 takes itself
   comes back to the L1 as an hcall exit that names it;
 - `CODE`: the program: set every register of `SET_GPRS` and `SET_SPRS` to its
   pattern, then leave by the chosen `Cause`;
-- `DATA`: a doubleword the program loads from;
 - `READ_ONLY`: a second page, mapped without write permission;
 - `UNMAPPED`: a guest-real address no page backs.
 
-After the exit a second part runs when the L1 enters the L2 again (for the
-causes that resume after the exiting instruction): it adds 1 to GPR4 and makes
-an hcall, so the L1 sees that the L2 resumed where it left off with the state
-the L1 handed back.
+Right after the exiting instruction, a second part: entered again after an
+hcall exit, the L2 adds 1 to GPR4 and makes an hcall, so the L1 sees that it
+resumed where it left off with the state the L1 handed back.
 """
 
 from __future__ import annotations
@@ -25,9 +22,7 @@ from enum import StrEnum
 
 from powernest.hcalls import asm
 
-MEMORY = 0x0                    # guest-real base of the L2's one page
-CODE = 0x1000
-DATA = 0x8000
+CODE = 0x1000                   # in the first page, at guest-real 0
 READ_ONLY = 0x1_0000
 UNMAPPED = 0x10_0000
 VECTORS = range(0x100, 0x1000, 0x20)
@@ -134,8 +129,7 @@ def build(cause: Cause) -> Program:
     leave = _exit(cause)
     code = _prologue() + leave + [asm.addi(4, 4, 1), asm.SC_HCALL, asm.HERE]
     exit_at = CODE + 4 * (len(code) - 4)
-    return Program(cause, ((VECTORS[0], _vectors()), (CODE, asm.words(code)),
-                           (DATA, pattern(0).to_bytes(8, "big"))),
+    return Program(cause, ((VECTORS[0], _vectors()), (CODE, asm.words(code))),
                    exit_at, leave[-1], exit_at + 4, exit_at + 8)
 
 
