@@ -37,7 +37,7 @@ _MASK = (1 << 64) - 1
 _CAPS = {"nested-hv": "cap-nested-hv=on", "nested-papr": "cap-nested-papr=on"}
 
 _PRELUDE = r"""P=${PNHCALL:-PROC}
-pn() { echo "$*" 2>/dev/null >"$P"; R=$(cat "$P"); }
+pn() { echo "$*" 2>/dev/null >"$P"; R=; read -r R <"$P"; }
 show() { echo "PNSTEP $1 $R"; }
 val() { echo "$R" | awk -v k="$1" '{for (i = 1; i <= NF; i++) {
   n = index($i, "="); if (n && substr($i, 1, n - 1) == k) print substr($i, n + 1) } }'; }
