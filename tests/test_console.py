@@ -88,7 +88,9 @@ def test_close_kills_the_process(tmp_path: Path) -> None:
 
 
 def test_console_shell_runs_commands(tmp_path: Path) -> None:
-    proc = LocalShell().spawn(["env", "PS1=powernest-l1# ", "sh", "-i"])
+    # the shell as a terminal gets it, whatever this process ignores (a job started with &
+    # by a shell without job control ignores SIGINT, and so would its children)
+    proc = LocalShell().spawn(["env", "--default-signal=INT", "PS1=powernest-l1# ", "sh", "-i"])
     shell = ConsoleShell(Console(proc, tmp_path / "sh.log", "l1"), "l1", timeout=10)
     shell.attach("powernest-l1# ", timeout=10)
     result = shell.run(["sh", "-c", 'printf "%s\\n" "$1"; exit 3', "sh", "a b;$(x)"])

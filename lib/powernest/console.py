@@ -270,7 +270,8 @@ class ConsoleShell:
             self.console.expect(frame.begin, wait)
             match = self.console.expect(frame.end, wait)
         except ConsoleTimeout as exc:
-            self._interrupt()
+            self.console.send("\x03")  # leave the console at a prompt for the next command
+            self._await_prompt()
             raise CommandTimeout(f"{self.name}: `{shown or script}` ran past {wait:.0f} s\n"
                                  f"{exc}") from None
         output = self.console.proc.before.replace("\r", "").removeprefix("\n")
@@ -279,18 +280,12 @@ class ConsoleShell:
             raise CommandFailed(result)
         return result
 
-    def _interrupt(self) -> None:
-        """Leave the console at a prompt for the next command: Ctrl-C, then wait a moment
-        for the shell's next prompt (a line typed while the shell still handles the
-        interrupt may be dropped with its input); once more if no prompt came (seen
-        once: a Ctrl-C that interrupted nothing)."""
-        for _ in range(2):
-            self.console.send("\x03")
-            if not self._prompt:
-                return
+    def _await_prompt(self) -> None:
+        """After an interrupt, wait a moment for the shell's next prompt: a line typed
+        while the shell still handles the interrupt may be dropped with its input."""
+        if self._prompt:
             with contextlib.suppress(ConsoleTimeout):
                 self.console.expect(re.escape(self._prompt), PROMPT_AFTER_INTERRUPT)
-                return
 
     def spawn(self, argv: Sequence[str]) -> SpawnBase:
         raise ShellError(f"{self.name}: a console shell cannot spawn a second terminal")
