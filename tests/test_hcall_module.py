@@ -13,17 +13,21 @@ import pytest
 from powernest.guests import L1Guest
 from powernest.hcalls import cases, driver
 from powernest.hcalls.driver import HcallError
+from powernest.hcalls.runner import HcallRunner
 from powernest.hcalls.script import compile_case
 from powernest.hcalls.verdict import Outcome, parse_output, verdict
+from powernest.inventory import Host
+from powernest.kinds import Target
 from powernest.lab import LabImages, build_lab
 from powernest.lab.module import modinfo
 from powernest.local import LocalShell
 from powernest.nested import API
 from powernest.qemu import GuestSpec
 
-H_GUEST_GET_CAPABILITIES = 0x460
+H_GUEST_GET_CAPABILITIES, H_GUEST_SET_CAPABILITIES = 0x460, 0x464
+H_GUEST_CREATE, H_GUEST_DELETE = 0x470, 0x488
 H_LOGICAL_CI_LOAD = 0x3C   # QEMU answers it in TCG: a load from a real address
-H_SUCCESS, H_FUNCTION, H_PARAMETER = 0, -2, -4
+H_SUCCESS, H_FUNCTION, H_PARAMETER, H_STATE = 0, -2, -4, -75
 CAP_P10_MODE = 1 << 61     # H_GUEST_CAPABILITIES_P10_MODE (PAPR bit 2)
 PAGE = 4096                # the 6.12 L1 kernel's page size
 RESULT_LINE = re.compile(r"rc=-?\d+(?: r(?:[4-9]|1[0-2])=0x(?:0|[1-9a-f][0-9a-f]*)){9}"
@@ -39,7 +43,7 @@ def boot(lab: LabImages, tmp_path: Path, cap: str) -> Iterator[L1Guest]:
     guest = L1Guest(LocalShell(), spec, tmp_path / "l1.log", 180, 60)
     try:
         guest.start()
-        driver.install(guest, lab.hcall_module)
+        driver.install(guest, lab.hcall_module, allow=(H_LOGICAL_CI_LOAD,))
         yield guest
     finally:
         guest.stop()
@@ -149,4 +153,53 @@ def test_a_bad_command_fails_the_write(papr_l1: L1Guest) -> None:
     said = papr_l1.run(["sh", "-c", script]).stdout
     assert "write=1" in said and "error: bad number 0x46x" in said
     # Decimal negatives are two's complement; QEMU leaves R4 (A1) as it was.
-    assert driver.command(papr_l1, "call -1 -2").startswith("rc=-2 r4=0xfffffffffffffffe ")
+    assert driver.command(papr_l1, "call 0x460 -2").startswith("rc=-4 r4=0xfffffffffffffffe ")
+
+
+def test_only_the_nested_hcalls_and_those_allowed_at_load(papr_l1: L1Guest) -> None:
+    with pytest.raises(HcallError, match="hcall not allowed .* 0x4$"):
+        driver.command(papr_l1, "call 0x4 0 0 0")        # H_REMOVE: not a nested hcall
+    with pytest.raises(HcallError, match="hcall not allowed"):
+        driver.command(papr_l1, "call -1")
+    assert driver.call(papr_l1, H_LOGICAL_CI_LOAD, 8, 0).rc == H_SUCCESS   # allow=0x3c
+
+
+def test_buffers_the_l0_may_hold_are_kept_until_it_holds_none(papr_l1: L1Guest) -> None:
+    """A row whose setup fails leaves its guest: its buffers are kept, not freed, until
+    the guest is deleted."""
+    assert driver.command(papr_l1, "kept") == "kept=0 bytes=0 lent=no"
+    caps = driver.call(papr_l1, H_GUEST_GET_CAPABILITIES, 0).r4
+    assert driver.call(papr_l1, H_GUEST_SET_CAPABILITIES, 0, caps).rc in (H_SUCCESS, H_STATE)
+    guest = driver.call(papr_l1, H_GUEST_CREATE, 0, -1)
+    assert guest.rc == H_SUCCESS
+    driver.alloc(papr_l1, 6, 2 * PAGE)
+    assert driver.command(papr_l1, "free 6") == "kept (the L0 may hold it)"
+    driver.alloc(papr_l1, 6, PAGE)
+    driver.alloc(papr_l1, 6, PAGE)            # replaced: the first one is kept too
+    assert driver.command(papr_l1, "kept") == f"kept=2 bytes={3 * PAGE} lent=yes"
+    assert driver.call(papr_l1, H_GUEST_DELETE, 0, guest.r4).rc == H_SUCCESS
+    assert driver.command(papr_l1, "kept") == "kept=0 bytes=0 lent=no"   # released
+    assert driver.command(papr_l1, "free 6") == "ok"
+
+
+def test_the_runner_unloads_the_module_from_its_shared_l1s(hv_l1: L1Guest,
+                                                           lab: LabImages,
+                                                           tmp_path: Path) -> None:
+    """An L1 the run does not own (an LPAR) keeps running: no module is left in it."""
+    stopped: list[object] = []
+
+    class OneL1:
+        def l1(self, target: Target) -> L1Guest:
+            return hv_l1
+
+        def stop(self, l1: object) -> None:
+            stopped.append(l1)
+
+    host = Host.model_validate({"name": "lpar-like", "kind": "tcg", "cpu": "power10"})
+    runner = HcallRunner(OneL1(), lab.hcall_module, tmp_path)   # type: ignore[arg-type]
+    run = runner.run(Target(host, API.V1), cases.case("v1-set-partition-table"))
+    assert run.verdict.outcome is Outcome.MATCHES, run.verdict
+    assert driver.loaded(hv_l1)
+    runner.close()
+    assert stopped == [hv_l1] and not driver.loaded(hv_l1)
+    driver.install(hv_l1, lab.hcall_module, allow=(H_LOGICAL_CI_LOAD,))   # for what follows

@@ -12,7 +12,7 @@ import pytest
 from powernest.hcalls import gsb, numbers
 from powernest.hcalls.cases import CASES, case, cases_for
 from powernest.hcalls.deviations import HCALL_DEVIATIONS
-from powernest.hcalls.language import COMMANDS, MAX_BUFFERS, MAX_SIZE
+from powernest.hcalls.language import COMMANDS, MAX_BUFFERS, MAX_SIZE, NESTED_HCALLS
 from powernest.hcalls.model import (
     Addr,
     Alloc,
@@ -285,3 +285,9 @@ def test_verdicts_for_runs_that_did_not_finish() -> None:
     assert died.outcome is Outcome.INCOMPLETE and "assert(vcpuid" in str(died)
     refused = verdict(row, parse_output(_synthetic(row, {"create-vcpu-5-guest": "error: busy"})))
     assert refused.outcome is Outcome.SETUP_FAILED
+
+
+def test_the_module_makes_every_hcall_of_the_table_without_being_told() -> None:
+    nested = {numbers.opcode(n) for n in (*numbers.V1_HCALLS, *numbers.V2_HCALLS)}
+    assert nested | {numbers.opcode("H_GUEST_COPY_MEMORY")} == set(NESTED_HCALLS)
+    assert {call.opcode for row in CASES for call in row.calls} <= set(NESTED_HCALLS)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +59,14 @@ def loaded(runner: Runner) -> bool:
     return runner.run(["grep", "-q", f"^{MODULE_NAME} ", "/proc/modules"]).ok
 
 
-def install(runner: Runner, ko_path: Path, dest: str = "/tmp/pnhcall.ko") -> None:
+def install(runner: Runner, ko_path: Path, dest: str = "/tmp/pnhcall.ko",
+            allow: Sequence[int] = ()) -> None:
     """Load pnhcall.ko into the L1 unless it is loaded already: the copy the lab's L1
-    image carries in the module tree if it is this one, else uploaded."""
+    image carries in the module tree if it is this one, else uploaded.  `allow`: hcalls
+    it may make besides the nested APIs'."""
     if loaded(runner):
         return
+    params = [f"allow={','.join(f'{n:#x}' for n in allow)}"] if allow else []
     release = vermagic(ko_path).split(" ")[0]
     running = runner.run(["uname", "-r"], check=True).stdout.split()
     if release not in running:
@@ -71,15 +75,23 @@ def install(runner: Runner, ko_path: Path, dest: str = "/tmp/pnhcall.ko") -> Non
     data = ko_path.read_bytes()
     carried = f"/lib/modules/{release}/{ko_path.name}"
     if _md5_of(runner, carried) == hashlib.md5(data).hexdigest():  # noqa: S324 - identity
-        done = runner.run(["insmod", carried])
+        done = runner.run(["insmod", carried, *params])
     else:
         upload(runner, data, dest)
-        done = runner.run(["insmod", dest])
+        done = runner.run(["insmod", dest, *params])
         runner.run(["rm", "-f", dest])
     if not done.ok:
         said = runner.run(["sh", "-c", "dmesg | grep -i pnhcall | tail -n 5"]).stdout
         raise HcallError(f"insmod {ko_path.name} failed: {(done.stdout + done.stderr).strip()}"
                          f"\n{said.strip()}")
+
+
+def unload(runner: Runner) -> None:
+    """Unload pnhcall.ko if it is loaded (it keeps what the L0 may still hold)."""
+    if loaded(runner):
+        done = runner.run(["rmmod", MODULE_NAME])
+        if not done.ok:
+            raise HcallError(f"rmmod {MODULE_NAME} failed: {(done.stdout + done.stderr).strip()}")
 
 
 def _md5_of(runner: Runner, path: str) -> str:

@@ -28,3 +28,7 @@ MAX_BUFFERS = _define("MAX_BUFFERS")   # buffer IDs 0 .. MAX_BUFFERS - 1
 MAX_SIZE = _define("MAX_SIZE")         # bytes of one buffer
 MAX_READ = _define("MAX_READ")         # bytes of one `read`
 COMMANDS: tuple[str, ...] = tuple(re.findall(r'\{ "(\w+)", do_\w+ \}', _TEXT))
+_NESTED = re.search(r"nested_hcalls\[\] = \{([^}]*)\}", _TEXT)
+# The hcalls the module makes without being told (the others: `insmod ... allow=`).
+NESTED_HCALLS: tuple[int, ...] = tuple(
+    int(n, 16) for n in re.findall(r"0x[0-9A-Fa-f]+", _NESTED[1] if _NESTED else ""))

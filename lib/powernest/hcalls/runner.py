@@ -15,10 +15,11 @@ green leaves its script beside the run's logs as a reproducer.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from powernest.errors import Unavailable
+from powernest.errors import PowernestError, Unavailable
 from powernest.guests import L1, L0Died
 from powernest.hcalls import driver, numbers
 from powernest.hcalls.cases import cases_for
@@ -158,8 +159,13 @@ class HcallRunner:
         return replace(run, reproducer=path)
 
     def close(self) -> None:
+        """Unload the module from the shared L1s (an LPAR goes on running) and stop them."""
         for target_id in list(self._shared):
-            self.pool.stop(self._shared.pop(target_id))
+            l1 = self._shared.pop(target_id)
+            with contextlib.suppress(PowernestError):
+                if l1.alive():
+                    driver.unload(l1)
+            self.pool.stop(l1)
 
 
 def _in_flight(case: Case, run: ScriptRun) -> str:

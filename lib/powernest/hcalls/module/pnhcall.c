@@ -14,14 +14,24 @@
  *   alloc ID SIZE              addr=0x<real address> size=<SIZE>
  *   write ID OFFSET HEXBYTES   ok
  *   read ID OFFSET LEN         the bytes in hex
- *   free ID                    ok
+ *   free ID                    ok, or kept (see below)
+ *   kept                       kept=<buffers> bytes=<total> lent=yes|no
  *
  * Numbers are C-style (0x hex, 0 octal, decimal; "-N" decimal as two's
  * complement).  Buffers (ID 0..15, at most 1 MiB) are physically contiguous,
  * zeroed and page aligned.  A bad command fails the write with -EINVAL and
  * leaves "error: <what>" as the result.
+ *
+ * Safe on a machine people use: only the nested APIs' hcalls are made, and
+ * those given at load time (insmod pnhcall.ko allow=0x3c,...).  While the L0
+ * may hold buffer addresses (from a successful H_SET_PARTITION_TABLE of a
+ * table until one of 0, and while a guest the module created is not deleted),
+ * a freed or replaced buffer is kept, not given back to the kernel: the kept
+ * ones are released once the L0 holds none, and never at unload while it may.
+ * The module refuses to load under kernel lockdown.
  */
 #include <linux/gfp.h>
+#include <linux/list.h>
 #include <linux/hex.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -30,6 +40,7 @@
 #include <linux/string.h>
 #include <linux/uaccess.h>
 #include <linux/preempt.h>
+#include <linux/security.h>
 #include <asm/hvcall.h>
 #include <asm/page.h>
 #include <asm/reg.h>
@@ -39,13 +50,37 @@
 #define MAX_SIZE (1 << 20)
 #define MAX_READ 4096
 
+#define H_SET_PARTITION_TABLE 0xF800
+#define H_GUEST_CREATE 0x470
+#define H_GUEST_DELETE 0x488
+#define DELETE_ALL_GUESTS (1UL << 63)
+#define MAX_ALLOW 8
+
+/* The nested APIs' hcalls: v1 (KVM's), then v2 (PAPR's). */
+static const unsigned long nested_hcalls[] = {
+	0xF800, 0xF804, 0xF808, 0xF80C,
+	0x460, 0x464, 0x470, 0x474, 0x478, 0x47C, 0x480, 0x484, 0x488,
+};
+static unsigned long allow[MAX_ALLOW];
+static int allowed_extra;
+module_param_array(allow, ulong, &allowed_extra, 0444);
+MODULE_PARM_DESC(allow, "hcall opcodes allowed besides the nested APIs' (at most 8)");
+
 struct buffer {
 	void *virt;
 	size_t size;
 };
 
+struct kept_buffer {
+	struct list_head node;
+	struct buffer buf;
+};
+
 static DEFINE_MUTEX(lock);
 static struct buffer buffers[MAX_BUFFERS];
+static LIST_HEAD(kept);
+static bool table_registered;	/* v1: the L0 holds a partition table of ours */
+static unsigned long guests;	/* v2: guests created and not deleted */
 static char result[2 * MAX_READ + 2];
 static u8 scratch[MAX_COMMAND / 2];	/* HEXBYTES decoded before they are copied */
 
@@ -91,12 +126,67 @@ static int span(struct buffer *buf, const char *offset, unsigned long *off, unsi
 	return 0;
 }
 
-static void release(struct buffer *buf)
+/* Whether the L0 may hold addresses of the module's buffers. */
+static bool lent(void)
 {
-	if (buf->virt)
+	return table_registered || guests;
+}
+
+/* Free a buffer, or keep it while the L0 may use it; true if kept. */
+static bool release(struct buffer *buf)
+{
+	struct kept_buffer *k;
+	bool keep = buf->virt && lent();
+
+	if (keep) {
+		k = kmalloc(sizeof(*k), GFP_KERNEL);
+		if (k) {
+			k->buf = *buf;
+			list_add(&k->node, &kept);
+		}	/* else: leaked, never handed back while the L0 may use it */
+	} else if (buf->virt) {
 		free_pages_exact(buf->virt, buf->size);
+	}
 	buf->virt = NULL;
 	buf->size = 0;
+	return keep;
+}
+
+static void release_kept(void)
+{
+	struct kept_buffer *k, *next;
+
+	list_for_each_entry_safe(k, next, &kept, node) {
+		free_pages_exact(k->buf.virt, k->buf.size);
+		list_del(&k->node);
+		kfree(k);
+	}
+}
+
+static bool allowed(unsigned long opcode)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(nested_hcalls); i++)
+		if (opcode == nested_hcalls[i])
+			return true;
+	for (i = 0; i < allowed_extra; i++)
+		if (opcode == allow[i])
+			return true;
+	return false;
+}
+
+/* What a successful call changed in what the L0 holds. */
+static void note_lending(unsigned long *a)
+{
+	if (a[0] == H_SET_PARTITION_TABLE)
+		table_registered = a[1] != 0;
+	else if (a[0] == H_GUEST_CREATE)
+		guests++;
+	else if (a[0] == H_GUEST_DELETE)
+		guests = (a[1] & DELETE_ALL_GUESTS) || !guests ? 0 : guests - 1;
+	if (!lent())
+		release_kept();
 }
 
 /*
@@ -154,6 +244,9 @@ static int do_call(int argc, char **argv)
 	for (i = 0; i < argc; i++)
 		if (number(argv[i], &a[i]))
 			return -EINVAL;
+	if (!allowed(a[0]))
+		return fail("hcall not allowed (the nested APIs' only, and insmod allow=...):",
+			    argv[0]);
 	preempt_disable();	/* one CPU's registers, read on either side of the call */
 	l1_read(&before);
 	tb0 = mftb();
@@ -162,6 +255,8 @@ static int do_call(int argc, char **argv)
 	l1_read(&after);
 	preempt_enable();
 	l1_compare(&before, &after, l1, sizeof(l1));
+	if (rc == H_SUCCESS)
+		note_lending(a);
 	snprintf(result, sizeof(result),
 		 "rc=%ld r4=0x%lx r5=0x%lx r6=0x%lx r7=0x%lx r8=0x%lx r9=0x%lx r10=0x%lx r11=0x%lx r12=0x%lx tb0=0x%lx tb1=0x%lx l1=%s\n",
 		 rc, r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], tb0, tb1, l1);
@@ -251,8 +346,23 @@ static int do_free(int argc, char **argv)
 		return fail("usage: free ID", NULL);
 	if (buffer_id(argv[0], &buf, true))
 		return -EINVAL;
-	release(buf);
-	strscpy(result, "ok\n", sizeof(result));
+	strscpy(result, release(buf) ? "kept (the L0 may hold it)\n" : "ok\n", sizeof(result));
+	return 0;
+}
+
+static int do_kept(int argc, char **argv)
+{
+	struct kept_buffer *k;
+	unsigned long count = 0, bytes = 0;
+
+	if (argc != 0)
+		return fail("usage: kept", NULL);
+	list_for_each_entry(k, &kept, node) {
+		count++;
+		bytes += k->buf.size;
+	}
+	snprintf(result, sizeof(result), "kept=%lu bytes=%lu lent=%s\n", count, bytes,
+		 lent() ? "yes" : "no");
 	return 0;
 }
 
@@ -261,7 +371,7 @@ static const struct {
 	int (*run)(int argc, char **argv);
 } commands[] = {
 	{ "call", do_call }, { "alloc", do_alloc }, { "write", do_write },
-	{ "read", do_read }, { "free", do_free }, { "stamp", do_stamp },
+	{ "read", do_read }, { "free", do_free }, { "stamp", do_stamp }, { "kept", do_kept },
 };
 
 static int execute(const char *line)
@@ -320,6 +430,10 @@ static const struct proc_ops pn_ops = {
 
 static int __init pn_init(void)
 {
+	if (security_locked_down(LOCKDOWN_DEV_MEM)) {
+		pr_err("pnhcall: refused: the kernel is locked down (raw hcalls reach the hypervisor like /dev/mem)\n");
+		return -EPERM;
+	}
 	return proc_create("pnhcall", 0600, NULL, &pn_ops) ? 0 : -ENOMEM;
 }
 
@@ -328,8 +442,14 @@ static void __exit pn_exit(void)
 	int i;
 
 	remove_proc_entry("pnhcall", NULL);
+	if (lent()) {	/* the L0 may still use them: never handed back to the kernel */
+		pr_warn("pnhcall: unloaded with a partition table or %lu guest(s) registered: its buffers are kept\n",
+			guests);
+		return;
+	}
 	for (i = 0; i < MAX_BUFFERS; i++)
 		release(&buffers[i]);
+	release_kept();
 }
 
 module_init(pn_init);
