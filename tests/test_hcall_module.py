@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from powernest.errors import Unavailable
 from powernest.guests import L1Guest
 from powernest.hcalls import cases, driver
 from powernest.hcalls.driver import HcallError
@@ -196,10 +197,36 @@ def test_the_runner_unloads_the_module_from_its_shared_l1s(hv_l1: L1Guest,
             stopped.append(l1)
 
     host = Host.model_validate({"name": "lpar-like", "kind": "tcg", "cpu": "power10"})
-    runner = HcallRunner(OneL1(), lab.hcall_module, tmp_path)   # type: ignore[arg-type]
+    runner = HcallRunner(OneL1(), lab.hcall_modules, tmp_path)   # type: ignore[arg-type]
     run = runner.run(Target(host, API.V1), cases.case("v1-set-partition-table"))
     assert run.verdict.outcome is Outcome.MATCHES, run.verdict
     assert driver.loaded(hv_l1)
     runner.close()
     assert stopped == [hv_l1] and not driver.loaded(hv_l1)
     driver.install(hv_l1, lab.hcall_module, allow=(H_LOGICAL_CI_LOAD,))   # for what follows
+
+
+def test_an_l1_kernel_without_a_module_is_a_skip_that_says_what_to_do(
+        lab: LabImages, tmp_path: Path) -> None:
+    class ForeignL1:
+        name, kernel_release = "pn.lpar", "6.16.3+deb13-powerpc64le"
+
+    host = Host.model_validate({"name": "lpar", "kind": "tcg", "cpu": "power10"})
+    runner = HcallRunner(None, lab.hcall_modules, tmp_path)   # type: ignore[arg-type]
+    with pytest.raises(Unavailable) as skipped:
+        runner.module_for(ForeignL1(), Target(host, API.V2))   # type: ignore[arg-type]
+    assert str(skipped.value) == (
+        "no pnhcall.ko for 6.16.3+deb13-powerpc64le, the kernel pn.lpar runs: the lab builds "
+        f"it for its own kernels ({', '.join(lab.hcall_modules)}). Build it against that "
+        "kernel's headers (make -C /lib/modules/$(uname -r)/build "
+        "M=lib/powernest/hcalls/module modules) and give its path as the host's "
+        "'hcall_module' in the inventory")
+    given = host.model_copy(update={"hcall_module": str(lab.hcall_module)})
+    with pytest.raises(Unavailable, match="is built for 6.12"):
+        runner.module_for(ForeignL1(), Target(given, API.V2))   # type: ignore[arg-type]
+
+
+def test_the_lab_builds_the_module_for_each_of_its_kernels(lab: LabImages) -> None:
+    assert set(lab.hcall_modules) == set(lab.kernel_releases.values())
+    for release, path in lab.hcall_modules.items():
+        assert driver.vermagic(path).split(" ")[0] == release

@@ -57,7 +57,9 @@ def lab_build(force: bool, cache: Path | None) -> None:
 @click.option("--dir", "workdir", type=click.Path(path_type=Path), default=Path("twins"),
               show_default=True, help="Where keys, known_hosts, console logs and the "
               "inventory go.")
-def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
+@click.option("--kernel", type=click.Choice(["6.12", "6.1"]), default="6.12", show_default=True,
+              help="The lab kernel the twins boot (a powervm twin, the LPAR, runs it).")
+def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path, kernel: str) -> None:
     """Run emulated hosts (KINDS: powervm, kvm or powervm,kvm) until interrupted,
     or for as long as COMMAND runs.
 
@@ -81,7 +83,8 @@ def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path) -> None:
         images = build_lab(log=click.echo)
         for kind in dict.fromkeys(wanted):
             click.echo(f"twin {kind.value}-twin: booting ...")
-            twin = twins.start(kind, images, workdir.resolve(), f"{kind.value}-twin")
+            twin = twins.start(kind, images, workdir.resolve(), f"{kind.value}-twin",
+                               kernel=kernel)
             running.append(twin)
             click.echo(f"twin {twin.name}: SSH on 127.0.0.1:{twin.port} after "
                        f"{twin.boot_seconds:.1f} s; console {twin.log_path}")

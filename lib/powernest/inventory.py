@@ -148,6 +148,7 @@ class Host(_Model):
     cpu: Literal["power8", "power9", "power10", "power11"]
     apis: tuple[API, ...] | None = None   # default: what its kind offers (kinds.py)
     l1_kernel: Literal["6.12", "6.1"] = "6.12"   # the kernel of the L1s the suite boots
+    hcall_module: str | None = None   # pnhcall.ko built for its L1's kernel, if not the lab's
     qemu: QemuBinary = "qemu-system-ppc64"   # or lab:NAME, a QEMU the lab build unpacked
     qemu_data_dir: DirName | None = None     # QEMU -L (firmware), for a QEMU not installed
     memory: Memory = "4G"

@@ -138,8 +138,10 @@ def _gzipped(image: Path, workdir: Path) -> Path:
     return out
 
 
-def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -> Twin:
-    """Boot a twin of `kind` and wait for its SSH server; the files go in `workdir`."""
+def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0,
+          kernel: str = "6.12") -> Twin:
+    """Boot a twin of `kind` running the lab's `kernel` series and wait for its SSH
+    server; the files go in `workdir`."""
     twin = KINDS[kind]
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
@@ -147,7 +149,7 @@ def start(kind: Kind, lab: LabImages, workdir: Path, name: str, port: int = 0) -
     key = paramiko.ECDSAKey.generate()
     key.write_private_key_file(str(key_file))
     spec = GuestSpec(
-        name=f"pn-twin.{name}", kernel=str(lab.kernels["6.12"]),
+        name=f"pn-twin.{name}", kernel=str(lab.kernels[kernel]),
         initrd=str(_gzipped(lab.l1_initrd, workdir) if twin.gzip_initrd else lab.l1_initrd),
         board=twin.board, machine_props=twin.machine_props, cpu=twin.cpu, memory=twin.memory,
         append=(f"console=hvc0 {LAB_KERNEL_ARGS} powernest.net={twin.nic} powernest.kvm=1 "

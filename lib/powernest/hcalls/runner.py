@@ -16,6 +16,7 @@ green leaves its script beside the run's logs as a reproducer.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -99,15 +100,15 @@ def _observed(case: Case, run: ScriptRun) -> str:
 class HcallRunner:
     """Runs hcall cases against targets for one run; see the module docstring."""
 
-    def __init__(self, pool: GuestPool, module: Path | None, out_dir: Path) -> None:
+    def __init__(self, pool: GuestPool, modules: Mapping[str, Path], out_dir: Path) -> None:
         self.pool = pool
-        self.module = module
+        self.modules = modules      # kernel release: pnhcall.ko built for it (the lab's)
         self.out_dir = out_dir
         self._shared: dict[str, L1] = {}
 
     def run(self, target: Target, case: Case) -> CaseRun:
         """Run `case` in an L1 of `target`; `Unavailable` if no L1 can take the module."""
-        if self.module is None:
+        if not self.modules and target.host.hcall_module is None:
             raise Unavailable("the lab has no pnhcall.ko (run `powernest lab build`)")
         fresh = isolated(case)
         l1 = self.pool.l1(target) if fresh else self._shared_l1(target)
@@ -133,15 +134,32 @@ class HcallRunner:
         if l1 := self._shared.pop(target.id, None):
             self.pool.stop(l1)
 
+    def module_for(self, l1: L1, target: Target) -> Path:
+        """The pnhcall.ko built for the kernel `l1` runs: the inventory's, else the lab's;
+        `Unavailable`, saying how to provide one, if there is none."""
+        given = target.host.hcall_module
+        if given is not None:
+            path = Path(given).expanduser()
+            if not path.is_file():
+                raise Unavailable(f"{target.host.name}: hcall_module {given}: no such file")
+            built_for = driver.vermagic(path).split(" ")[0]
+            if built_for != l1.kernel_release:
+                raise Unavailable(f"{target.host.name}: hcall_module {given} is built for "
+                                  f"{built_for}; {l1.name} runs {l1.kernel_release}")
+            return path
+        if l1.kernel_release in self.modules:
+            return self.modules[l1.kernel_release]
+        raise Unavailable(
+            f"no pnhcall.ko for {l1.kernel_release}, the kernel {l1.name} runs: the lab builds "
+            f"it for its own kernels ({', '.join(self.modules)}). Build it against that "
+            "kernel's headers (make -C /lib/modules/$(uname -r)/build "
+            "M=lib/powernest/hcalls/module modules) and give its path as the host's "
+            "'hcall_module' in the inventory")
+
     def _run_in(self, l1: L1, target: Target, case: Case) -> CaseRun:
         script = compile_case(case)
         timeout = target.host.timeouts.command
-        assert self.module is not None
-        built_for = driver.vermagic(self.module).split(" ")[0]
-        if l1.kernel_release != built_for:   # an LPAR running a kernel of its own
-            raise Unavailable(f"pnhcall.ko is built for the lab's {built_for}; {l1.name} runs "
-                              f"{l1.kernel_release} (building it there is not supported)")
-        driver.install(l1, self.module)
+        driver.install(l1, self.module_for(l1, target))
         driver.upload(l1, script.encode(), SCRIPT)
         try:
             output = l1.run(["sh", SCRIPT], timeout=timeout).stdout

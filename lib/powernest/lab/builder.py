@@ -50,9 +50,9 @@ from powernest.lab.elf import dynamic_info, library_closure, resolve_in
 from powernest.lab.errors import LabBuildError
 from powernest.lab.module import (
     HCALL_MODULE,
-    HCALL_SERIES,
     Kernel,
     build_hcall,
+    hcall_module_file,
     kbuild_packages,
     read_kernel,
 )
@@ -177,8 +177,10 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
         shutil.copyfile(kernels[name].vmlinux, out / f"vmlinux-{series}")
     by_series = {series: kernels[name] for series, (name, _) in kernel_packages.items()}
     packages.update(_old_l0(apt, cache / "debs", work / "x", out, log))
-    packages.update(_hcall(apt, kernel_packages[HCALL_SERIES], by_series[HCALL_SERIES],
-                           cache / "debs", work / "x", out, log))
+    for series, kernel in by_series.items():   # pnhcall.ko for every L1 kernel
+        packages.update(_hcall(apt, kernel_packages[series], kernel, cache / "debs",
+                               work / "x", out / hcall_module_file(series, kernel.release),
+                               log))
     _write(_l2_tree(root), out / L2_INITRD, log)
     _write(_l1_tree(root, by_series, out), out / L1_INITRD, log)
 
@@ -215,11 +217,12 @@ def _old_l0(apt: PrivateApt, debs: Path, x: Path, out: Path, log: Log) -> dict[s
 
 
 def _hcall(apt: PrivateApt, package: tuple[str, str], kernel: Kernel, debs: Path, x: Path,
-           out: Path, log: Log) -> dict[str, str]:
-    """Build out/pnhcall.ko for `kernel` (`package`: name, version); the packages it took."""
+           dest: Path, log: Log) -> dict[str, str]:
+    """Build pnhcall.ko for `kernel` (`package`: name, version) as `dest`; the packages
+    it took."""
     packages = kbuild_packages(*package)
     _dpkg_extract(*_fetch(apt, packages, debs, log).values(), dest=x / "kbuild")
-    build_hcall(x / "kbuild", kernel, x / "pnhcall", out / HCALL_MODULE, log)
+    build_hcall(x / "kbuild", kernel, x / f"pnhcall-{kernel.release}", dest, log)
     return packages
 
 
@@ -345,7 +348,9 @@ def _l1_tree(root: Path, kernels: dict[str, Kernel], out: Path) -> Tree:
         for name, data in kernel.modules.items():
             tree.file(f"lib/modules/{kernel.release}/{name}.ko", data)
         tree.file(f"boot/vmlinux-{series}", out / f"vmlinux-{series}", 0o644)
-    tree.file(f"lib/modules/{kernels[HCALL_SERIES].release}/{HCALL_MODULE}", out / HCALL_MODULE)
+    for series, kernel in kernels.items():
+        tree.file(f"lib/modules/{kernel.release}/{HCALL_MODULE}",
+                  out / hcall_module_file(series, kernel.release))
     tree.file(f"boot/{L2_INITRD}", out / L2_INITRD, 0o644)
     tree.file("etc/powernest/kernels",
               "".join(f"{s} {k.release}\n" for s, k in kernels.items()).encode())

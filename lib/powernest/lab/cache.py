@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from powernest.lab import module
@@ -41,6 +41,7 @@ class LabImages:
     kernel_releases: dict[str, str]
     packages: dict[str, str]
     hcall_module: Path | None = None  # pnhcall.ko for kernels[module.HCALL_SERIES], if built
+    hcall_modules: dict[str, Path] = field(default_factory=dict)  # kernel release: its module
 
 
 def default_cache() -> Path:
@@ -99,7 +100,10 @@ def load_lab(root: Path, key: str) -> LabImages | None:
             kernels={series: root / f"vmlinux-{series}" for series in releases},
             kernel_releases=releases, packages=dict(manifest["packages"]),
             hcall_module=root / module.HCALL_MODULE if module.HCALL_MODULE in manifest["files"]
-            else None)
+            else None,
+            hcall_modules={release: root / name for series, release in releases.items()
+                           if (name := module.hcall_module_file(series, release))
+                           in manifest["files"]})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

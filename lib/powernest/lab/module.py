@@ -24,7 +24,13 @@ from pathlib import Path
 from powernest.lab.errors import LabBuildError
 
 HCALL_MODULE = "pnhcall.ko"
-HCALL_SERIES = "6.12"  # the L1 kernel series the module is built for (it has the v2 API)
+HCALL_SERIES = "6.12"  # the lab's main L1 kernel series: its module is plain pnhcall.ko
+
+
+def hcall_module_file(series: str, release: str) -> str:
+    """The lab's file of pnhcall.ko built for a kernel: `pnhcall.ko` for the main series,
+    `pnhcall-<release>.ko` for the others."""
+    return HCALL_MODULE if series == HCALL_SERIES else f"pnhcall-{release}.ko"
 SOURCE = Path(__file__).resolve().parent.parent / "hcalls" / "module"
 CROSS = "powerpc64le-linux-gnu-"
 # The programs the build runs from this machine, and the Debian package of each.
@@ -102,8 +108,12 @@ def kbuild_packages(image: str, version: str) -> dict[str, str]:
     if not match:
         raise LabBuildError(f"{image}: not a linux-image-<version>-<flavour> package name")
     release, abi = match.groups()
+    # bookworm's 6.1.0-N series has one kbuild per major.minor (linux-kbuild-6.1); later
+    # ones (6.12.95+deb12) one per ABI
+    old_style = re.fullmatch(r"(\d+\.\d+)\.0-\d+", abi)
+    kbuild = f"linux-kbuild-{old_style[1] if old_style else abi}"
     return {f"linux-headers-{release}:ppc64el": version, f"linux-headers-{abi}-common": version,
-            f"linux-kbuild-{abi}:amd64": version}
+            f"{kbuild}:amd64": version}
 
 
 def recipe() -> bytes:
@@ -143,8 +153,9 @@ def build_hcall(root: Path, kernel: Kernel, work: Path, dest: Path,
         raise LabBuildError(f"{makefile} is missing or includes no common headers' Makefile")
     shutil.copytree(SOURCE, work)
     log(f"lab: cross-building {HCALL_MODULE} for {kernel.release} ...")
+    # 6.12's headers name the cross compiler; 6.1's take it from CROSS_COMPILE
     said = _run(["make", "-C", str(headers), "-f", str(root / included[1]), f"M={work}",
-                 "modules"])
+                 "ARCH=powerpc", f"CROSS_COMPILE={CROSS}", "modules"])
     for warning in re.findall(r"^.*warning: .*$", said, re.M):
         log(f"lab: {HCALL_MODULE}: {warning}")
     _run([f"{CROSS}strip", "--strip-debug", "-o", str(dest), str(work / HCALL_MODULE)])

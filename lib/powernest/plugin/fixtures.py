@@ -81,7 +81,7 @@ def host_session(request: pytest.FixtureRequest, host_sessions: HostSessions) ->
 def hcall_runner(run_context: RunContext, lab: LabImages,
                  pool: GuestPool) -> Iterator[HcallRunner]:
     """Runs hcall cases in L1s of their targets (see powernest.hcalls.runner)."""
-    runner = HcallRunner(pool, lab.hcall_module, run_context.run_dir / "hcalls")
+    runner = HcallRunner(pool, lab.hcall_modules, run_context.run_dir / "hcalls")
     yield runner
     runner.close()
 

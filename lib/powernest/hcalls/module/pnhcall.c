@@ -32,7 +32,7 @@
  */
 #include <linux/gfp.h>
 #include <linux/list.h>
-#include <linux/hex.h>
+#include <linux/kernel.h>	/* hex2bin, bin2hex: linux/hex.h since 6.2 */
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/proc_fs.h>
