@@ -12,7 +12,7 @@ only (`BEFORE_RUN_ONLY`).  GPRs and VSRs, plain storage, go in one row each.
 
 from __future__ import annotations
 
-from powernest.hcalls import gsb
+from powernest.hcalls import gsb, numbers
 from powernest.hcalls.cases_l2 import HFSCR_ALL, MSR, get_all, v2_guest, v2_ready
 from powernest.hcalls.l2program import null
 from powernest.hcalls.model import (
@@ -109,20 +109,23 @@ def _round_trip(case_id: str, summary: str, names: tuple[str, ...],
         gsb_write("gsb", *(gsb.element(gsb.BY_NAME[n], value(n)) for n in names)),
         state("set", SET, flags),
     ]
+    done = ["SET"]
     if not set(names) & WRITE_ONLY:
         steps += get_all("before-run", {n: value(n) for n in names}, flags=flags)
+        done.append("GET back")
     run_names = tuple(n for n in names if n not in BEFORE_RUN_ONLY and n not in WRITE_ONLY)
     if run_names:
         want, bounds = _after_run(run_names)
         tb_offset = None if "TB_OFFSET" in names else 0
         steps += [*v2_ready(null(), tb_offset=tb_offset),
                   Call("run", RUN, (0, Var("guest"), 0),
-                       expect=rc("H_SUCCESS", regs=(("r4", 0xC00),))),
+                       expect=rc("H_SUCCESS", regs=(("r4", numbers.EXITS["EXIT_HCALL"]),))),
                   *get_all("after-run", want, flags=flags), *bounds]
+        done += ["run", "GET again"]
     steps.append(delete())
-    ids = ", ".join(f"0x{i:04x}" for i in element_ids[:1]) + (" ..." if len(names) > 1 else "")
-    return Case(case_id, API.V2, GET if set(names) - WRITE_ONLY else SET,
-                f"{summary} ({ids}): SET, GET back, run, GET again", tuple(steps), SOURCE,
+    first = f"0x{element_ids[0]:04x}" + (" ..." if len(names) > 1 else "")
+    return Case(case_id, API.V2, GET if "GET back" in done else SET,
+                f"{summary} ({first}): {', '.join(done)}", tuple(steps), SOURCE,
                 leaves_state=True, deviations=deviations)
 
 
