@@ -9,7 +9,7 @@ spapr_exit_nested_hv no longer copies back to the L1), then runs the hcall
 suite's behavioural rows (default `-k l2-exit`, stopping at the first failure)
 against it on one emulated power10 host, and prints the time to the first red
 and what the failure says.  The build is cached under $POWERNEST_CACHE/broken-qemu
-(about 20 minutes on 2 cores the first time; it needs root for the build packages).
+(about 4 minutes on 2 cores the first time; it needs root for the build packages).
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def build(fault: str) -> Path:
     log("configuring (ppc64-softmmu) ...")
     subprocess.run([str(tree / "configure"), f"--python={python}", *CONFIGURE],
                    cwd=work / "build", check=True, stdout=subprocess.DEVNULL)
-    log("building qemu-system-ppc64 (about 20 minutes on 2 cores) ...")
+    log("building qemu-system-ppc64 (about 4 minutes on 2 cores) ...")
     subprocess.run(["ninja", "qemu-system-ppc64"], cwd=work / "build", check=True,
                    stdout=subprocess.DEVNULL)
     log(f"built {binary} in {time.monotonic() - t0:.0f} s")
