@@ -19,7 +19,7 @@ from powernest.hcalls.script import compile_case
 from powernest.hcalls.verdict import Outcome, parse_output, verdict
 from powernest.inventory import Host
 from powernest.kinds import Target
-from powernest.lab import LabImages, build_lab
+from powernest.lab import LabBuildError, LabImages, build_lab, hcall_module_for
 from powernest.lab.module import modinfo
 from powernest.local import LocalShell
 from powernest.nested import API
@@ -230,3 +230,16 @@ def test_the_lab_builds_the_module_for_each_of_its_kernels(lab: LabImages) -> No
     assert set(lab.hcall_modules) == set(lab.kernel_releases.values())
     for release, path in lab.hcall_modules.items():
         assert driver.vermagic(path).split(" ")[0] == release
+
+
+def test_a_module_for_a_kernel_the_lab_has_not_is_cross_built_from_its_headers(
+        tmp_path: Path) -> None:
+    """As for an LPAR running its owner's kernel: fetched, built, checked, then cached."""
+    release = "6.1.0-50-powerpc64le"   # a kernel Debian's archive has headers for
+    lines: list[str] = []
+    built = hcall_module_for(release, cache=tmp_path, log=lines.append)
+    assert driver.vermagic(built).startswith(f"{release} SMP ")
+    assert any("cross-building pnhcall.ko" in line for line in lines)
+    assert hcall_module_for(release, cache=tmp_path, log=lines.append) == built   # cached
+    with pytest.raises(LabBuildError, match=r"no linux-headers-9\.9\.9-powerpc64le \(ppc64el\)"):
+        hcall_module_for("9.9.9-powerpc64le", cache=tmp_path, log=lines.append)

@@ -16,7 +16,7 @@ green leaves its script beside the run's logs as a reproducer.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from powernest.hcalls.verdict import Outcome, ScriptRun, Verdict
 from powernest.hcalls.verdict import parse_output as parse
 from powernest.hcalls.verdict import verdict as judge
 from powernest.kinds import Target
+from powernest.lab import LabBuildError
 from powernest.pool import GuestPool
 
 SCRIPT = "/tmp/pn-hcall-case.sh"
@@ -100,9 +101,11 @@ def _observed(case: Case, run: ScriptRun) -> str:
 class HcallRunner:
     """Runs hcall cases against targets for one run; see the module docstring."""
 
-    def __init__(self, pool: GuestPool, modules: Mapping[str, Path], out_dir: Path) -> None:
+    def __init__(self, pool: GuestPool, modules: Mapping[str, Path], out_dir: Path,
+                 build: Callable[[str], Path] | None = None) -> None:
         self.pool = pool
-        self.modules = modules      # kernel release: pnhcall.ko built for it (the lab's)
+        self.modules = dict(modules)   # kernel release: pnhcall.ko built for it (the lab's)
+        self.build = build             # builds one for another kernel release
         self.out_dir = out_dir
         self._shared: dict[str, L1] = {}
 
@@ -147,10 +150,20 @@ class HcallRunner:
                 raise Unavailable(f"{target.host.name}: hcall_module {given} is built for "
                                   f"{built_for}; {l1.name} runs {l1.kernel_release}")
             return path
-        if l1.kernel_release in self.modules:
-            return self.modules[l1.kernel_release]
+        release = l1.kernel_release
+        if release not in self.modules and self.build is not None:
+            try:
+                self.modules[release] = self.build(release)
+            except LabBuildError as exc:
+                raise Unavailable(
+                    f"no pnhcall.ko for {release}, the kernel {l1.name} runs: {exc}. Build it "
+                    "against that kernel's headers (make -C /lib/modules/$(uname -r)/build "
+                    "M=lib/powernest/hcalls/module modules) and give its path as the host's "
+                    "'hcall_module' in the inventory") from None
+        if release in self.modules:
+            return self.modules[release]
         raise Unavailable(
-            f"no pnhcall.ko for {l1.kernel_release}, the kernel {l1.name} runs: the lab builds "
+            f"no pnhcall.ko for {release}, the kernel {l1.name} runs: the lab builds "
             f"it for its own kernels ({', '.join(self.modules)}). Build it against that "
             "kernel's headers (make -C /lib/modules/$(uname -r)/build "
             "M=lib/powernest/hcalls/module modules) and give its path as the host's "

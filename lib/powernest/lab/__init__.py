@@ -2,12 +2,14 @@
 
 `build_lab()` turns ppc64el Debian packages into two kernels (6.12 and 6.1),
 an L2 initramfs, an L1 initramfs (QEMU, KVM modules, kexec, the L2 images) and
-pnhcall.ko cross-built for the 6.12 kernel (`LabImages.hcall_module`), kept in
-a content-addressed cache; `find_lab()` returns them without building.
+pnhcall.ko cross-built for each kernel (`LabImages.hcall_modules`), kept in a
+content-addressed cache; `find_lab()` returns them without building;
+`hcall_module_for()` cross-builds pnhcall.ko for another kernel (an LPAR's own).
 """
 
-from powernest.lab.builder import build_lab
+from powernest.lab.builder import build_lab, hcall_module_for
 from powernest.lab.cache import LabImages, default_cache, find_lab
 from powernest.lab.errors import LabBuildError
 
-__all__ = ["LabBuildError", "LabImages", "build_lab", "default_cache", "find_lab"]
+__all__ = ["LabBuildError", "LabImages", "build_lab", "default_cache", "find_lab",
+           "hcall_module_for"]

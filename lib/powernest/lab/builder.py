@@ -16,6 +16,7 @@ lock on the cache, it
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import lzma
 import os
@@ -55,6 +56,8 @@ from powernest.lab.module import (
     hcall_module_file,
     kbuild_packages,
     read_kernel,
+    recipe,
+    vermagic,
 )
 
 Log = Callable[[str], None]
@@ -222,8 +225,37 @@ def _hcall(apt: PrivateApt, package: tuple[str, str], kernel: Kernel, debs: Path
     it took."""
     packages = kbuild_packages(*package)
     _dpkg_extract(*_fetch(apt, packages, debs, log).values(), dest=x / "kbuild")
-    build_hcall(x / "kbuild", kernel, x / f"pnhcall-{kernel.release}", dest, log)
+    build_hcall(x / "kbuild", kernel.release, x / f"pnhcall-{kernel.release}", dest, log,
+                wanted=vermagic(kernel.modules["kvm-hv"]))
     return packages
+
+
+def hcall_module_for(release: str, cache: Path | None = None, log: Log = print) -> Path:
+    """pnhcall.ko cross-built for kernel `release` (one the lab has not: an LPAR's own)
+    from that kernel's Debian headers packages, cached by release and module source.
+    `LabBuildError` if the machine's Debian archive has no headers for it."""
+    cache = cache or default_cache()
+    source = hashlib.sha256(recipe()).hexdigest()[:12]
+    dest = cache / "hcall-modules" / f"{release}-{source}" / HCALL_MODULE
+    with _locked(cache / "lab", log):   # the apt state and the debs are the lab build's
+        if dest.is_file():
+            return dest
+        headers = f"linux-headers-{release}"
+        apt = PrivateApt(cache / "apt", debian_archive(), SUITES)
+        apt.update()
+        found = [version for _, version, _ in apt.versions([f"{headers}:ppc64el"])]
+        if not found:
+            raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
+                                "machine's Debian archive")
+        packages = kbuild_packages(f"linux-image-{release}", found[0])
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".hcall-") as tmp:
+            x = Path(tmp)
+            _dpkg_extract(*_fetch(apt, packages, cache / "debs", log).values(),
+                          dest=x / "kbuild")
+            build_hcall(x / "kbuild", release, x / "pnhcall", x / HCALL_MODULE, log)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(x / HCALL_MODULE, dest)
+    return dest
 
 
 def _standalone(apt: PrivateApt, name: str, suite: str) -> dict[str, str]:

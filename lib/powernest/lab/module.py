@@ -133,11 +133,11 @@ def _version(tool: str) -> str:
     return f"{tool}: {(done.stdout.strip().splitlines() or [''])[0]}"
 
 
-def build_hcall(root: Path, kernel: Kernel, work: Path, dest: Path,
-                log: Callable[[str], None]) -> None:
-    """Cross-build pnhcall.ko for `kernel` with kbuild unpacked in `root`, into `dest`.
-
-    The module must carry the vermagic of the kernel's own kvm-hv.ko.
+def build_hcall(root: Path, release: str, work: Path, dest: Path,
+                log: Callable[[str], None], wanted: str | None = None) -> None:
+    """Cross-build pnhcall.ko for kernel `release` with kbuild unpacked in `root`, into
+    `dest`.  Its vermagic must be `wanted` (the kernel's own kvm-hv.ko's) if given, and
+    name `release` in any case.
     """
     missing = [package for tool, package in TOOLS.items() if shutil.which(tool) is None]
     if missing:
@@ -145,24 +145,24 @@ def build_hcall(root: Path, kernel: Kernel, work: Path, dest: Path,
                             f"{', '.join(missing)}: install them (scripts/setup-system.sh "
                             "does, as root), then build again")
     t0 = time.monotonic()
-    headers = root / "usr" / "src" / f"linux-headers-{kernel.release}"
+    headers = root / "usr" / "src" / f"linux-headers-{release}"
     # The arch headers' Makefile includes the common one by its installed, absolute path.
     makefile = headers / "Makefile"
     included = makefile.is_file() and re.search(r"^include /(\S+)$", makefile.read_text(), re.M)
     if not included:
         raise LabBuildError(f"{makefile} is missing or includes no common headers' Makefile")
     shutil.copytree(SOURCE, work)
-    log(f"lab: cross-building {HCALL_MODULE} for {kernel.release} ...")
+    log(f"lab: cross-building {HCALL_MODULE} for {release} ...")
     # 6.12's headers name the cross compiler; 6.1's take it from CROSS_COMPILE
     said = _run(["make", "-C", str(headers), "-f", str(root / included[1]), f"M={work}",
                  "ARCH=powerpc", f"CROSS_COMPILE={CROSS}", "modules"])
     for warning in re.findall(r"^.*warning: .*$", said, re.M):
         log(f"lab: {HCALL_MODULE}: {warning}")
     _run([f"{CROSS}strip", "--strip-debug", "-o", str(dest), str(work / HCALL_MODULE)])
-    built, wanted = vermagic(dest.read_bytes()), vermagic(kernel.modules["kvm-hv"])
-    if built != wanted:
-        raise LabBuildError(f"{HCALL_MODULE} has vermagic {built!r}, but {kernel.package}'s "
-                            f"kvm-hv.ko has {wanted!r}")
+    built = vermagic(dest.read_bytes())
+    if built.split(" ")[0] != release or (wanted is not None and built != wanted):
+        raise LabBuildError(f"{HCALL_MODULE} has vermagic {built!r}, but {release}'s "
+                            f"kvm-hv.ko has {wanted or release!r}")
     log(f"lab: built {HCALL_MODULE}: {dest.stat().st_size / 1e3:.1f} kB, vermagic {built!r} "
         f"({time.monotonic() - t0:.1f} s)")
 

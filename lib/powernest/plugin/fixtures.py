@@ -20,7 +20,7 @@ from powernest.hcalls.runner import HcallRunner
 from powernest.hosts import HostSession
 from powernest.kinds import Target
 from powernest.l2 import L2Guest
-from powernest.lab import LabImages, build_lab, find_lab
+from powernest.lab import LabImages, build_lab, find_lab, hcall_module_for
 from powernest.nested import Deviation
 from powernest.plugin.cases import expect
 from powernest.plugin.collection import host_of, target_of
@@ -81,7 +81,8 @@ def host_session(request: pytest.FixtureRequest, host_sessions: HostSessions) ->
 def hcall_runner(run_context: RunContext, lab: LabImages,
                  pool: GuestPool) -> Iterator[HcallRunner]:
     """Runs hcall cases in L1s of their targets (see powernest.hcalls.runner)."""
-    runner = HcallRunner(pool, lab.hcall_modules, run_context.run_dir / "hcalls")
+    runner = HcallRunner(pool, lab.hcall_modules, run_context.run_dir / "hcalls",
+                         build=lambda release: hcall_module_for(release, log=print))
     yield runner
     runner.close()
 
