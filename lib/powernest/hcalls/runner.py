@@ -34,6 +34,9 @@ from powernest.lab import LabBuildError
 from powernest.pool import GuestPool
 
 SCRIPT = "/tmp/pn-hcall-case.sh"
+HOW_TO = ("Build it against that kernel's headers (make -C /lib/modules/$(uname -r)/build "
+          "M=lib/powernest/hcalls/module modules) and give its path as the host's "
+          "'hcall_module' in the inventory")
 
 
 def isolated(case: Case) -> bool:
@@ -108,6 +111,7 @@ class HcallRunner:
         self.build = build             # builds one for another kernel release
         self.out_dir = out_dir
         self._shared: dict[str, L1] = {}
+        self._unbuildable: dict[str, str] = {}   # kernel release: why it has no module
 
     def run(self, target: Target, case: Case) -> CaseRun:
         """Run `case` in an L1 of `target`; `Unavailable` if no L1 can take the module."""
@@ -138,8 +142,8 @@ class HcallRunner:
             self.pool.stop(l1)
 
     def module_for(self, l1: L1, target: Target) -> Path:
-        """The pnhcall.ko built for the kernel `l1` runs: the inventory's, else the lab's;
-        `Unavailable`, saying how to provide one, if there is none."""
+        """The pnhcall.ko built for the kernel `l1` runs: the inventory's, else the lab's,
+        else one built for it (`build`); `Unavailable`, saying how to give one, if none."""
         given = target.host.hcall_module
         if given is not None:
             path = Path(given).expanduser()
@@ -151,23 +155,19 @@ class HcallRunner:
                                   f"{built_for}; {l1.name} runs {l1.kernel_release}")
             return path
         release = l1.kernel_release
-        if release not in self.modules and self.build is not None:
-            try:
-                self.modules[release] = self.build(release)
-            except LabBuildError as exc:
-                raise Unavailable(
-                    f"no pnhcall.ko for {release}, the kernel {l1.name} runs: {exc}. Build it "
-                    "against that kernel's headers (make -C /lib/modules/$(uname -r)/build "
-                    "M=lib/powernest/hcalls/module modules) and give its path as the host's "
-                    "'hcall_module' in the inventory") from None
-        if release in self.modules:
-            return self.modules[release]
-        raise Unavailable(
-            f"no pnhcall.ko for {release}, the kernel {l1.name} runs: the lab builds "
-            f"it for its own kernels ({', '.join(self.modules)}). Build it against that "
-            "kernel's headers (make -C /lib/modules/$(uname -r)/build "
-            "M=lib/powernest/hcalls/module modules) and give its path as the host's "
-            "'hcall_module' in the inventory")
+        if release not in self.modules and release not in self._unbuildable:
+            why = f"the lab builds it for its own kernels ({', '.join(self.modules)})"
+            if self.build is not None:
+                try:
+                    self.modules[release] = self.build(release)
+                except LabBuildError as exc:
+                    why = str(exc)
+            if release not in self.modules:
+                self._unbuildable[release] = (
+                    f"no pnhcall.ko for {release}, the kernel {l1.name} runs: {why}. {HOW_TO}")
+        if release in self._unbuildable:
+            raise Unavailable(self._unbuildable[release])
+        return self.modules[release]
 
     def _run_in(self, l1: L1, target: Target, case: Case) -> CaseRun:
         script = compile_case(case)
