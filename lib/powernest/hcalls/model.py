@@ -1,9 +1,11 @@
 """The data model of an hcall case: steps, values that flow between them, expectations.
 
 A case is a list of steps run in one L1 by the `pnhcall` module: buffers to
-allocate and fill, hcalls to make.  Each hcall step is setup (it must succeed
-or the case cannot say anything), a check (its return code is the verdict),
-or cleanup.  Helpers at the end build the usual setup sequences.
+allocate, fill (`Write`, or a timebase deadline: `Stamp`) and read back
+(`Read`, a check of what they hold), hcalls to make (`Call`), relations between
+values of the run (`Bound`).  Each hcall step is setup (it must succeed or the
+case cannot say anything), a check (its return code and registers are the
+verdict) or cleanup.  Helpers at the end build the usual setup sequences.
 """
 
 from __future__ import annotations
