@@ -13,6 +13,7 @@ from powernest.nested import (
     FALLBACK_TO_V1,
     L1_RULES,
     NO_NESTING,
+    NestedCode,
     cap_rule,
     l1_expectation,
     mismatches,
@@ -76,3 +77,13 @@ def test_deviation_applies_by_api_and_version() -> None:
     assert not fixed.applies(API.V2, None) and not fixed.applies(API.V2, (11, 0, 0))
     reason = vpa.reason((10, 0, 2))
     assert vpa.id in reason and "10.0.2" in reason
+
+
+def test_a_deviation_applies_only_where_its_nested_code_serves_the_l1s() -> None:
+    vpa = DEVIATIONS[0]   # QEMU's
+    assert not vpa.applies(API.V2, (10, 0, 2), NestedCode.LINUX_KVM)
+    assert not vpa.applies(API.V2, None, NestedCode.POWERVM)
+    kvm = dataclasses.replace(vpa, l0=NestedCode.LINUX_KVM, since=(6, 12))
+    assert kvm.applies(API.V2, (10, 0, 2), NestedCode.LINUX_KVM), "the QEMU version is not its"
+    assert not kvm.applies(API.V2, (10, 0, 2), NestedCode.QEMU)
+    assert "[Linux KVM-HV 6.12 and later, no fix yet]" in kvm.reason((10, 0, 2))

@@ -64,8 +64,10 @@ from powernest.hcalls.model import (
     delete,
     gsb_write,
     guest,
+    hv_state,
     rc,
     state,
+    u64,
     vcpu,
 )
 from powernest.nested import API
@@ -189,9 +191,9 @@ DEVIATIONS_V2 = {Cause.FACILITY: ("qemu-v2-hfscr-not-enforced",),
 def _v1_case(cause: Cause) -> Case:
     program = build(cause)
     hfscr = HFSCR_ALL & ~HFSCR_MSGP if cause is Cause.FACILITY else HFSCR_ALL
-    hv = bytearray(_le({"VERSION": HV_VERSION, "AMOR": (1 << 64) - 1, "HFSCR": hfscr,
-                        "TB_OFFSET": TB_OFFSET}, HV))
-    hv[HV["LPID"]:HV["LPID"] + 4] = LPID.to_bytes(4, "little")   # u32 lpid, u32 vcpu_token
+    head = hv_state(HV_VERSION, LPID)   # u64 version, u32 lpid
+    hv = head + _le({"AMOR": (1 << 64) - 1, "HFSCR": hfscr, "TB_OFFSET": TB_OFFSET}, HV)[
+        len(head):]
     regs = _le({"NIA": CODE, "MSR": MSR}, REGS)
     delta = HDEC_DELTA if cause is Cause.HDEC else RUN_BOUND
     want_regs, want_hv = _v1_exit_state(program)
@@ -199,7 +201,7 @@ def _v1_case(cause: Cause) -> Case:
         Alloc("ptbl"), Alloc("proc"), Alloc("hv"), Alloc("regs"), *_program_steps(program),
         Write("ptbl", (radix.partition_entry(), Addr("proc", bits=radix.GUEST_RADIX)),
               offset=16 * LPID),
-        Write("hv", (bytes(hv),)), Write("regs", (regs,)),
+        Write("hv", (hv,)), Write("regs", (regs,)),
         Call("set-ptbl", "H_SET_PARTITION_TABLE", (Addr("ptbl"),), Role.SETUP),
         FLUSH_LPID,
         Stamp("deadline", "hv", HV["HDEC_EXPIRY"], delta, little=True),
@@ -247,17 +249,9 @@ HDEC_VALUE_AT = gsb.HEADER.size + gsb.ELEMENT_HEADER.size   # the first element'
 OUTPUT_GPRS = range(3, 13)       # what the output buffer of an hcall exit holds
 
 
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
-
-
-def _element(name: str, value: int) -> gsb.Element:
-    return gsb.element(gsb.BY_NAME[name], value)
-
-
 def _deadline(label: str, buf: str, delta: int, *elements: Item) -> tuple[Step, ...]:
     """A GSB in `buf` whose first element is the HDEC expiry, now + `delta`."""
-    return (gsb_write(buf, _element("HDEC_EXPIRY_TB", 0), *elements),
+    return (gsb_write(buf, gsb.element("HDEC_EXPIRY_TB", 0), *elements),
             Stamp(label, buf, HDEC_VALUE_AT, delta))
 
 
@@ -271,13 +265,13 @@ def v2_ready(program: Program, hfscr: int = HFSCR_ALL, delta: int = RUN_BOUND,
              tb_offset: int | None = TB_OFFSET) -> tuple[Step, ...]:
     """Make vCPU 0 of `v2_guest()` ready to run `program`: tables, TB offset, run buffers
     and entry state set (the HDEC expiry stamped just before its SET)."""
-    wide: tuple[Item, ...] = ((0x0005, (Addr(radix.ROOT), _u64(52), _u64(radix.PAGE))),
-                              (0x0006, (Addr("proc"), _u64(4096))))
+    wide: tuple[Item, ...] = ((0x0005, (Addr(radix.ROOT), u64(52), u64(radix.PAGE))),
+                              (0x0006, (Addr("proc"), u64(4096))))
     if tb_offset is not None:
-        wide += (_element("TB_OFFSET", tb_offset),)
+        wide += (gsb.element("TB_OFFSET", tb_offset),)
     vcpu_state: tuple[Item, ...] = (
-        (0x0C00, (Addr("run-in"), _u64(4096))), (0x0C01, (Addr("run-out"), _u64(4096))),
-        _element("NIA", CODE), _element("MSR", MSR), _element("HFSCR", hfscr))
+        (0x0C00, (Addr("run-in"), u64(4096))), (0x0C01, (Addr("run-out"), u64(4096))),
+        gsb.element("NIA", CODE), gsb.element("MSR", MSR), gsb.element("HFSCR", hfscr))
     return (*_program_steps(program), gsb_write("gsb", *wide),
             state("set-tables", "H_GUEST_SET_STATE", WIDE, role=Role.SETUP),
             *_deadline("deadline", "gsb", delta, *vcpu_state),
@@ -295,8 +289,7 @@ def get_all(label: str, want: Mapping[str, int | tuple[int, ...] | None],
     """GET every element of `want` (and `keep`) into `gsb` and check each value (None:
     read, not checked)."""
     names = sorted({*want, *keep}, key=gsb.BY_NAME.__getitem__)
-    request = gsb_write("gsb", *(gsb.Element(gsb.BY_NAME[n], bytes(
-        gsb.ELEMENTS[gsb.BY_NAME[n]].size or 0)) for n in names))
+    request = gsb_write("gsb", *(gsb.element(n, 0) for n in names))
     fields, offset = [], gsb.HEADER.size
     for name in names:
         size = gsb.ELEMENTS[gsb.BY_NAME[name]].size or 0
@@ -319,7 +312,7 @@ def _v2_case(cause: Cause) -> Case:
     ]
     if cause is Cause.HCALL:
         steps.append(Read("run-output", "run-out", elements=tuple(
-            (0x1000 + n, _u64(pattern(n))) for n in OUTPUT_GPRS)))
+            (0x1000 + n, u64(pattern(n))) for n in OUTPUT_GPRS)))
     steps += get_all("state-at-exit", want, keep=(f"GPR{TB_GPR}",))
     if cause is Cause.HDEC:
         steps.append(Bound("hdec-honoured", Ref("run", "tb1"), Ref("deadline", "tb"), None,
@@ -335,7 +328,7 @@ def _v2_case(cause: Cause) -> Case:
             Call("run-again", RUN, (0, Var("guest"), 0),
                  expect=rc("H_SUCCESS", regs=(("r4", numbers.EXITS["EXIT_HCALL"]),))),
             Read("run-output-again", "run-out", elements=tuple(
-                (0x1000 + n, _u64(pattern(n) + (n == 4))) for n in OUTPUT_GPRS)),
+                (0x1000 + n, u64(pattern(n) + (n == 4))) for n in OUTPUT_GPRS)),
             *get_all("state-at-second-exit", {"NIA": program.second_exit_at + 4}),
         ]
     steps.append(delete())

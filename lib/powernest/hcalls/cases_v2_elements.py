@@ -106,7 +106,7 @@ def _round_trip(case_id: str, summary: str, names: tuple[str, ...],
     flags = WIDE if scope == {gsb.Scope.GUEST} else 0
     steps: list[Step] = [
         *v2_guest(),
-        gsb_write("gsb", *(gsb.element(gsb.BY_NAME[n], value(n)) for n in names)),
+        gsb_write("gsb", *(gsb.element(n, value(n)) for n in names)),
         state("set", SET, flags),
     ]
     done = ["SET"]

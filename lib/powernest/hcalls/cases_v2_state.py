@@ -30,6 +30,7 @@ from powernest.hcalls.model import (
     rc,
     set_state,
     state,
+    u64,
 )
 from powernest.nested import API
 
@@ -52,10 +53,6 @@ VALUE_SOURCE = (f"{RST} lists no constraint on this value beyond the element's s
 
 def _element_error(*codes: str, index: int = 0) -> Expect:
     return rc(*codes, regs=(("r4", index),))
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
 
 
 def on_guest(*steps: Step) -> tuple[Step, ...]:
@@ -98,12 +95,12 @@ CASES_V2_STATE: tuple[Case, ...] = (
                         "assert(spapr_nested_vcpu_check(guest, vcpuid, false))",
          deviations=("qemu-v2-state-unchecked-vcpu",)),
     Case("v2-set-state-reserved-element", V2, SET, "element 0x0C03 (reserved)",
-         on_guest(*set_state("set", (0x0C03, (_u64(0),)),
+         on_guest(*set_state("set", (0x0C03, (u64(0),)),
                              expect=_element_error("H_INVALID_ELEMENT_ID"))),
          f"{RST}: 0x0C03-0x0FFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
          leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
     Case("v2-get-state-reserved-element", V2, GET, "element 0x0007 (reserved), guest-wide",
-         on_guest(*_get("get", (0x0007, (_u64(0),)), flags=WIDE,
+         on_guest(*_get("get", (0x0007, (u64(0),)), flags=WIDE,
                         expect=_element_error("H_INVALID_ELEMENT_ID"))),
          f"{RST}: 0x0007-0x0BFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
          leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
@@ -152,7 +149,7 @@ CASES_V2_STATE: tuple[Case, ...] = (
          deviations=("qemu-v2-state-unchecked-vcpu",)),
     Case("v2-get-state-partition-table", V2, GET, "read back element 0x0005 after setting it",
          on_guest(Alloc("ptbl", 1 << 16),
-                  *set_state("set", (0x0005, (Addr("ptbl"), _u64(52), _u64(1 << 16))),
+                  *set_state("set", (0x0005, (Addr("ptbl"), u64(52), u64(1 << 16))),
                              flags=WIDE, role=Role.SETUP),
                   *_get("get", gsb.element(0x0005, 0, 0, 0), flags=WIDE)),
          f"{RST}: 0x0005 is RW", leaves_state=True,
@@ -193,18 +190,18 @@ CASES_V2_STATE: tuple[Case, ...] = (
          f"{RST} H_GUEST_SET_STATE: flags bits 2-63 Reserved; PAPR convention: reserved flag "
          "bits -> H_PARAMETER or H_UNSUPPORTED_FLAG_START..END", leaves_state=True),
     Case("v2-set-state-run-input-address-0", V2, SET, "run input buffer at real address 0",
-         set_value((0x0C00, (_u64(0), _u64(4096)))), VALUE_SOURCE, leaves_state=True,
+         set_value((0x0C00, (u64(0), u64(4096)))), VALUE_SOURCE, leaves_state=True,
          crash_evidence="copy_state_runbuf: assert(runbuf->addr)", deviations=VALUE_DEVIATIONS),
     Case("v2-set-state-run-output-too-small", V2, SET, "a 16-byte run output buffer",
-         set_value((0x0C01, (Addr("gsb", 2048), _u64(16)))), VALUE_SOURCE, leaves_state=True,
+         set_value((0x0C01, (Addr("gsb", 2048), u64(16)))), VALUE_SOURCE, leaves_state=True,
          crash_evidence="copy_state_runbuf: assert(be64_to_cpu(buf[1]) >= VCPU_OUT_BUF_MIN_SZ)",
          deviations=VALUE_DEVIATIONS),
     Case("v2-set-state-partition-table-ea-bits", V2, SET, "partition table with 48 EA bits",
-         set_value((0x0005, (Addr("gsb", 2048), _u64(48), _u64(1 << 16))), flags=WIDE),
+         set_value((0x0005, (Addr("gsb", 2048), u64(48), u64(1 << 16))), flags=WIDE),
          VALUE_SOURCE, leaves_state=True, crash_evidence="copy_state_pagetbl: assert(rts == 52)",
          deviations=VALUE_DEVIATIONS),
     Case("v2-set-state-process-table-size", V2, SET, "an 8 KiB process table",
-         set_value((0x0006, (Addr("gsb", 2048), _u64(8192))), flags=WIDE), VALUE_SOURCE,
+         set_value((0x0006, (Addr("gsb", 2048), u64(8192))), flags=WIDE), VALUE_SOURCE,
          leaves_state=True, crash_evidence="copy_state_proctbl: g_assert_not_reached() for "
          "sizes other than 4 KiB, 16 MiB", deviations=VALUE_DEVIATIONS),
 )

@@ -99,12 +99,15 @@ class Element:
         return len(self.value)
 
 
-def element(element_id: int, *words: int) -> Element:
-    """An element whose value is `words` as big-endian integers filling its table size.
+def element(element_id: int | str, *words: int) -> Element:
+    """An element (by ID or table name) whose value is `words` as big-endian integers
+    filling its table size.
 
     One word fills the whole value (4, 8 or 16 bytes); several are 8 bytes each
     (the partition table, process table and run buffer elements).
     """
+    if isinstance(element_id, str):
+        element_id = BY_NAME[element_id]
     size = spec(element_id).size
     if size is None:
         raise ValueError(f"element 0x{element_id:04x} has no fixed size")

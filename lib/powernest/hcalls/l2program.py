@@ -80,8 +80,16 @@ class Program:
     segments: tuple[tuple[int, bytes], ...]
     exit_at: int         # the guest-real address of the instruction that exits
     exit_word: int       # that instruction (what HEIR holds after an emulation assist)
-    resume_at: int       # where it goes on when entered again after the exit
-    second_exit_at: int  # the hcall of the second part
+
+    @property
+    def resume_at(self) -> int:
+        """Where it goes on when entered again after an hcall exit: the second part."""
+        return self.exit_at + 4
+
+    @property
+    def second_exit_at(self) -> int:
+        """The hcall of the second part."""
+        return self.exit_at + 8
 
 
 def _prologue() -> list[int]:
@@ -130,10 +138,10 @@ def build(cause: Cause) -> Program:
     code = _prologue() + leave + [asm.addi(4, 4, 1), asm.SC_HCALL, asm.HERE]
     exit_at = CODE + 4 * (len(code) - 4)
     return Program(cause, ((VECTORS[0], _vectors()), (CODE, asm.words(code))),
-                   exit_at, leave[-1], exit_at + 4, exit_at + 8)
+                   exit_at, leave[-1])
 
 
 def null() -> Program:
     """A program that only makes an hcall: the L2 runs on the state the L1 set."""
     return Program(Cause.HCALL, ((CODE, asm.words([asm.SC_HCALL, asm.HERE])),),
-                   CODE, asm.SC_HCALL, CODE + 4, CODE + 4)
+                   CODE, asm.SC_HCALL)

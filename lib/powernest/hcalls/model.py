@@ -240,11 +240,6 @@ class Case:
     def checks(self) -> tuple[Call, ...]:
         return tuple(c for c in self.calls if c.role is Role.CHECK)
 
-    @property
-    def behavioural(self) -> bool:
-        """Whether the row checks what an L2 did or what the L0 kept, not only answers."""
-        return any(isinstance(s, Read | Bound) for s in self.steps)
-
 
 # --- building blocks -------------------------------------------------------------
 
@@ -315,6 +310,11 @@ def set_state(label: str, *elements: Item, flags: int = 0, expect: Expect = SUCC
     return (gsb_write("gsb", *elements),
             state(label, "H_GUEST_SET_STATE", flags, expect=expect, role=role,
                   vcpu_id=vcpu_id, length=length))
+
+
+def u64(value: int) -> bytes:
+    """A doubleword as the PAPR structures hold it: big endian."""
+    return value.to_bytes(8, "big")
 
 
 def hv_state(version: int, lpid: int) -> bytes:

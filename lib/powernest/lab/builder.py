@@ -150,7 +150,8 @@ def _install(out: Path, dest: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _build(cache: Path, key: str, work: Path, log: Log) -> None:
+def _apt(cache: Path, log: Log) -> PrivateApt:
+    """The lab's private apt on this machine's Debian archive, its lists up to date."""
     archive = debian_archive()
     log(f"lab: Debian archive {archive.uris[0]} (from {archive.origin})")
     apt = PrivateApt(cache / "apt", archive, SUITES)
@@ -159,6 +160,11 @@ def _build(cache: Path, key: str, work: Path, log: Log) -> None:
     for warning in apt.update():
         log(f"lab: apt update: {warning}")
     log(f"lab: apt update done ({_secs(t0)})")
+    return apt
+
+
+def _build(cache: Path, key: str, work: Path, log: Log) -> None:
+    apt = _apt(cache, log)
 
     available = apt.versions(n for n in apt.pkgnames("linux-image-6.")
                              if any(re.fullmatch(k.pattern, n) for k in KERNELS.values()))
@@ -241,8 +247,7 @@ def hcall_module_for(release: str, cache: Path | None = None, log: Log = print) 
         if dest.is_file():
             return dest
         headers = f"linux-headers-{release}"
-        apt = PrivateApt(cache / "apt", debian_archive(), SUITES)
-        apt.update()
+        apt = _apt(cache, log)
         found = [version for _, version, _ in apt.versions([f"{headers}:ppc64el"])]
         if not found:
             raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
