@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+import shutil
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,18 @@ from powernest.hcalls.script import compile_case
 from powernest.hcalls.verdict import Outcome, parse_output, verdict
 from powernest.inventory import Host
 from powernest.kinds import Target
-from powernest.lab import LabBuildError, LabImages, build_lab, hcall_module_for
+from powernest.lab import (
+    LabBuildError,
+    LabImages,
+    build_host_initrd,
+    build_lab,
+    hcall_module_for,
+)
 from powernest.lab.module import modinfo
 from powernest.local import LocalShell
 from powernest.nested import API
 from powernest.qemu import GuestSpec
+from powernest.shell import Result
 
 H_GUEST_GET_CAPABILITIES, H_GUEST_SET_CAPABILITIES = 0x460, 0x464
 H_GUEST_CREATE, H_GUEST_DELETE = 0x470, 0x488
@@ -208,22 +217,97 @@ def test_the_runner_unloads_the_module_from_its_shared_l1s(hv_l1: L1Guest,
 
 def test_an_l1_kernel_without_a_module_is_a_skip_that_says_what_to_do(
         lab: LabImages, tmp_path: Path) -> None:
-    class ForeignL1:
-        name, kernel_release = "pn.lpar", "6.16.3+deb13-powerpc64le"
+    class ForeignL1(LocalShell):
+        """A host with no compiler or headers for the kernel it names (this machine)."""
+
+        kernel_release = "6.16.3+deb13-powerpc64le"
 
     host = Host.model_validate({"name": "lpar", "kind": "tcg", "cpu": "power10"})
     runner = HcallRunner(None, lab.hcall_modules, tmp_path)   # type: ignore[arg-type]
     with pytest.raises(Unavailable) as skipped:
-        runner.module_for(ForeignL1(), Target(host, API.V2))   # type: ignore[arg-type]
+        runner.module_for(ForeignL1("pn.lpar"), Target(host, API.V2))   # type: ignore[arg-type]
     assert str(skipped.value) == (
-        "no pnhcall.ko for 6.16.3+deb13-powerpc64le, the kernel pn.lpar runs: the lab builds "
-        f"it for its own kernels ({', '.join(lab.hcall_modules)}). Build it against that "
-        "kernel's headers (make -C /lib/modules/$(uname -r)/build "
-        "M=lib/powernest/hcalls/module modules) and give its path as the host's "
-        "'hcall_module' in the inventory")
+        "no pnhcall.ko for 6.16.3+deb13-powerpc64le, the kernel pn.lpar runs: pn.lpar cannot "
+        "build it (no /lib/modules/6.16.3+deb13-powerpc64le/build/Makefile (the kernel's "
+        f"headers)); here: the lab builds it for its own kernels "
+        f"({', '.join(lab.hcall_modules)}). Install that kernel's headers and a compiler on "
+        "the host (the suite then builds it there), or build it against them (make -C "
+        "/lib/modules/$(uname -r)/build M=lib/powernest/hcalls/module modules) and give its "
+        "path as the host's 'hcall_module' in the inventory")
     given = host.model_copy(update={"hcall_module": str(lab.hcall_module)})
     with pytest.raises(Unavailable, match="is built for 6.12"):
-        runner.module_for(ForeignL1(), Target(given, API.V2))   # type: ignore[arg-type]
+        runner.module_for(ForeignL1("pn.lpar"), Target(given, API.V2))   # type: ignore[arg-type]
+
+
+class BuildHost:
+    """An L1 whose commands run in the Debian userland under `ROOT` (make, gcc, its
+    kernel's headers): a host that builds modules, as a distribution's LPAR does."""
+
+    ROOT = "/buildhost"
+
+    def __init__(self, l1: L1Guest) -> None:
+        self.l1, self.name, self.log_path = l1, l1.name, l1.log_path
+        self.kernel_release = l1.kernel_release
+        for fs in ("proc", "sys", "dev", "tmp"):
+            l1.run(["mkdir", "-p", f"{self.ROOT}/{fs}"], check=True)
+            l1.run(["mount", "--bind", f"/{fs}", f"{self.ROOT}/{fs}"], check=True)
+
+    def run(self, argv: Sequence[str], timeout: float | None = None,
+            check: bool = False) -> Result:
+        return self.l1.run(["chroot", self.ROOT, *argv], timeout, check)
+
+    def alive(self) -> bool:
+        return self.l1.alive()
+
+
+def test_a_host_with_a_compiler_and_headers_builds_the_module_itself(
+        lab: LabImages, tmp_path: Path) -> None:
+    """The runner meets a kernel the lab has no module for, on a host that can build
+    one: built there (once), loaded there, a row run with it."""
+    release = lab.kernel_releases["6.1"]
+    initrd = tmp_path / "l1-build-host.cpio"
+    with initrd.open("wb") as out:
+        for part in (lab.l1_initrd, build_host_initrd(release)):
+            with part.open("rb") as archive:
+                shutil.copyfileobj(archive, out)
+    spec = GuestSpec(name="pn.buildhost", kernel=str(lab.kernels["6.1"]), initrd=str(initrd),
+                     machine_props=("cap-nested-papr=on",), cpu="power10",
+                     pidfile=str(tmp_path / "l1.pid"))
+    guest = L1Guest(LocalShell(), spec, tmp_path / "l1.log", 300, 60)
+    try:
+        guest.start()
+        host = BuildHost(guest)
+
+        class ThisHost:
+            def l1(self, target: Target) -> BuildHost:
+                return host
+
+            def stop(self, l1: object) -> None:
+                """The test stops it."""
+
+        t0 = time.monotonic()
+        built = driver.build_on_host(host, release)
+        cold = time.monotonic() - t0
+        said = host.run(["sh", "-c", 'tr "\\0" "\\n" <"$1" | grep ^vermagic=', "sh",
+                         built.path]).stdout
+        assert said.startswith(f"vermagic={release} SMP "), said
+        lpar = Host.model_validate({"name": "lpar", "kind": "tcg", "cpu": "power10"})
+        runner = HcallRunner(ThisHost(), {}, tmp_path)   # type: ignore[arg-type]
+        t0 = time.monotonic()
+        assert runner.module_for(host, Target(lpar, API.V2)) == built   # kept on the host
+        warm = time.monotonic() - t0
+        run = runner.run(Target(lpar, API.V2), cases.case("v2-get-capabilities"))
+        assert run.verdict.outcome is Outcome.MATCHES, run.verdict
+        runner.close()
+        print(f"built on the host in {cold:.1f} s; found built in {warm:.1f} s")
+    finally:
+        guest.stop()
+
+
+def test_a_host_that_cannot_build_says_what_it_lacks() -> None:
+    with pytest.raises(driver.CannotBuild,
+                       match=r"^no /lib/modules/9\.9\.9-powerpc64le/build/Makefile "):
+        driver.build_on_host(LocalShell(), "9.9.9-powerpc64le")
 
 
 def test_the_lab_builds_the_module_for_each_of_its_kernels(lab: LabImages) -> None:

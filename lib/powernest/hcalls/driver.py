@@ -5,7 +5,9 @@ Everything goes through a `Runner`, so an L1 driven over its serial console
 sends a file as base64 in short command lines and checks its MD5 in the L1.
 `install` refuses a module built for another kernel before trying it (the
 vermagic's release against `uname -r`); `insmod` is the final judge, and its
-refusal comes back with the kernel's own words from dmesg.
+refusal comes back with the kernel's own words from dmesg.  `build_on_host`
+builds the module on the machine that loads it, as DKMS does, when that
+machine has a compiler and its kernel's headers.
 
 The module's interface (see module/pnhcall.c): one command per write, the
 result line of the last command on read.  `command` sends one and returns its
@@ -26,6 +28,8 @@ from powernest.hcalls.language import MAX_READ, MODULE_NAME, PROC
 from powernest.lab import module
 from powernest.shell import Runner
 
+BUILD_DIR = "/var/tmp/powernest"   # where a host's own builds of the module are kept
+BUILD_TIMEOUT = 900.0
 CHUNK = 1000          # base64 characters per command line (a tty line holds 4095)
 WRITE_CHUNK = 480     # bytes per `write` command, 960 hex digits
 _U64 = (1 << 64) - 1
@@ -36,6 +40,28 @@ _ALLOC = re.compile(r"addr=0x([0-9a-f]+) size=(\d+)")
 
 class HcallError(PowernestError):
     """The module could not be installed, or it refused a command."""
+
+
+class CannotBuild(HcallError):
+    """The host cannot build the module for its kernel: what it lacks, or how make failed."""
+
+
+@dataclass(frozen=True)
+class OnHost:
+    """pnhcall.ko built on the machine it loads into (`build_on_host`)."""
+
+    path: str
+    release: str
+
+
+# What building a module needs on the host, checked before anything is copied there.
+_CAN_BUILD = r'''lacks() { echo "$1"; exit 3; }
+command -v make >/dev/null || lacks "no make"
+command -v gcc >/dev/null || command -v cc >/dev/null || lacks "no C compiler (gcc or cc)"
+[ -f "/lib/modules/$1/build/Makefile" ] ||
+    lacks "no /lib/modules/$1/build/Makefile (the kernel's headers)"
+[ -f "$2/pnhcall.ko" ] && echo built || echo buildable
+'''
 
 
 @dataclass(frozen=True)
@@ -55,35 +81,63 @@ def vermagic(ko_path: Path) -> str:
     return module.vermagic(ko_path.read_bytes())
 
 
+def build_on_host(runner: Runner, release: str) -> OnHost:
+    """pnhcall.ko built on the host for its kernel `release` with the host's compiler and
+    `/lib/modules/<release>/build`, in a directory named by the module's source and the
+    release (a later run finds it built).  `CannotBuild` saying what the host lacks, or
+    how the build failed."""
+    digest = hashlib.sha256(b"".join(
+        p.name.encode() + b"\0" + p.read_bytes() for p in sorted(module.SOURCE.iterdir())
+        if p.is_file())).hexdigest()[:12]
+    work = f"{BUILD_DIR}/pnhcall-{digest}-{release}"
+    said = runner.run(["sh", "-c", _CAN_BUILD, "sh", release, work])
+    if not said.ok:
+        raise CannotBuild((said.stdout + said.stderr).strip() or f"exit {said.exit_code}")
+    if said.stdout.strip() != "built":
+        runner.run(["mkdir", "-p", work], check=True)
+        for source in sorted(module.SOURCE.iterdir()):
+            if source.is_file():
+                upload(runner, source.read_bytes(), f"{work}/{source.name}")
+        made = runner.run(["make", "-C", f"/lib/modules/{release}/build", f"M={work}",
+                           "modules"], timeout=BUILD_TIMEOUT)
+        if not made.ok:
+            tail = (made.stderr.strip() or made.stdout.strip())[-1500:]
+            raise CannotBuild(f"make in {work} failed (exit {made.exit_code}): {tail}")
+    return OnHost(f"{work}/{module.HCALL_MODULE}", release)
+
+
 def loaded(runner: Runner) -> bool:
     return runner.run(["grep", "-q", f"^{MODULE_NAME} ", "/proc/modules"]).ok
 
 
-def install(runner: Runner, ko_path: Path, dest: str = "/tmp/pnhcall.ko",
+def install(runner: Runner, ko: Path | OnHost, dest: str = "/tmp/pnhcall.ko",
             allow: Sequence[int] = ()) -> None:
-    """Load pnhcall.ko into the L1 unless it is loaded already: the copy the lab's L1
-    image carries in the module tree if it is this one, else uploaded.  `allow`: hcalls
-    it may make besides the nested APIs'."""
+    """Load pnhcall.ko into the L1 unless it is loaded already: one built there
+    (`OnHost`), else the copy the lab's L1 image carries in the module tree if it is
+    this one, else uploaded.  `allow`: hcalls it may make besides the nested APIs'."""
     if loaded(runner):
         return
     params = [f"allow={','.join(f'{n:#x}' for n in allow)}"] if allow else []
-    release = vermagic(ko_path).split(" ")[0]
+    release = ko.release if isinstance(ko, OnHost) else vermagic(ko).split(" ")[0]
     running = runner.run(["uname", "-r"], check=True).stdout.split()
     if release not in running:
-        raise HcallError(f"{ko_path.name} is built for {release}; the L1 runs "
+        raise HcallError(f"{module.HCALL_MODULE} is built for {release}; the L1 runs "
                          f"{' '.join(running) or 'an unknown kernel'}")
-    data = ko_path.read_bytes()
-    carried = f"/lib/modules/{release}/{ko_path.name}"
-    if _md5_of(runner, carried) == hashlib.md5(data).hexdigest():  # noqa: S324 - identity
-        done = runner.run(["insmod", carried, *params])
+    if isinstance(ko, OnHost):
+        done = runner.run(["insmod", ko.path, *params])
     else:
-        upload(runner, data, dest)
-        done = runner.run(["insmod", dest, *params])
-        runner.run(["rm", "-f", dest])
+        data = ko.read_bytes()
+        carried = f"/lib/modules/{release}/{ko.name}"
+        if _md5_of(runner, carried) == hashlib.md5(data).hexdigest():  # noqa: S324 - identity
+            done = runner.run(["insmod", carried, *params])
+        else:
+            upload(runner, data, dest)
+            done = runner.run(["insmod", dest, *params])
+            runner.run(["rm", "-f", dest])
     if not done.ok:
         said = runner.run(["sh", "-c", "dmesg | grep -i pnhcall | tail -n 5"]).stdout
-        raise HcallError(f"insmod {ko_path.name} failed: {(done.stdout + done.stderr).strip()}"
-                         f"\n{said.strip()}")
+        raise HcallError(f"insmod {module.HCALL_MODULE} failed: "
+                         f"{(done.stdout + done.stderr).strip()}\n{said.strip()}")
 
 
 def unload(runner: Runner) -> None:

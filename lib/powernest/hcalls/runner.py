@@ -34,7 +34,8 @@ from powernest.lab import LabBuildError
 from powernest.pool import GuestPool
 
 SCRIPT = "/tmp/pn-hcall-case.sh"
-HOW_TO = ("Build it against that kernel's headers (make -C /lib/modules/$(uname -r)/build "
+HOW_TO = ("Install that kernel's headers and a compiler on the host (the suite then builds "
+          "it there), or build it against them (make -C /lib/modules/$(uname -r)/build "
           "M=lib/powernest/hcalls/module modules) and give its path as the host's "
           "'hcall_module' in the inventory")
 
@@ -111,12 +112,11 @@ class HcallRunner:
         self.build = build             # builds one for another kernel release
         self.out_dir = out_dir
         self._shared: dict[str, L1] = {}
-        self._unbuildable: dict[str, str] = {}   # kernel release: why it has no module
+        self._on_host: dict[tuple[str, str], driver.OnHost] = {}  # (host, release): built there
+        self._unbuildable: dict[tuple[str, str], str] = {}   # (host, release): why no module
 
     def run(self, target: Target, case: Case) -> CaseRun:
         """Run `case` in an L1 of `target`; `Unavailable` if no L1 can take the module."""
-        if not self.modules and target.host.hcall_module is None:
-            raise Unavailable("the lab has no pnhcall.ko (run `powernest lab build`)")
         fresh = isolated(case)
         l1 = self.pool.l1(target) if fresh else self._shared_l1(target)
         try:
@@ -141,9 +141,10 @@ class HcallRunner:
         if l1 := self._shared.pop(target.id, None):
             self.pool.stop(l1)
 
-    def module_for(self, l1: L1, target: Target) -> Path:
+    def module_for(self, l1: L1, target: Target) -> Path | driver.OnHost:
         """The pnhcall.ko built for the kernel `l1` runs: the inventory's, else the lab's,
-        else one built for it (`build`); `Unavailable`, saying how to give one, if none."""
+        else one the host builds itself (as DKMS does), else one built here (`build`);
+        `Unavailable`, saying how to give one, if none."""
         given = target.host.hcall_module
         if given is not None:
             path = Path(given).expanduser()
@@ -155,19 +156,31 @@ class HcallRunner:
                                   f"{built_for}; {l1.name} runs {l1.kernel_release}")
             return path
         release = l1.kernel_release
-        if release not in self.modules and release not in self._unbuildable:
-            why = f"the lab builds it for its own kernels ({', '.join(self.modules)})"
-            if self.build is not None:
-                try:
-                    self.modules[release] = self.build(release)
-                except LabBuildError as exc:
-                    why = str(exc)
-            if release not in self.modules:
-                self._unbuildable[release] = (
-                    f"no pnhcall.ko for {release}, the kernel {l1.name} runs: {why}. {HOW_TO}")
-        if release in self._unbuildable:
-            raise Unavailable(self._unbuildable[release])
-        return self.modules[release]
+        key = (target.host.name, release)
+        if release not in self.modules and not (key in self._on_host or key in self._unbuildable):
+            self._get_module(l1, key)
+        if key in self._unbuildable:
+            raise Unavailable(self._unbuildable[key])
+        return self.modules.get(release) or self._on_host[key]
+
+    def _get_module(self, l1: L1, key: tuple[str, str]) -> None:
+        """Have the host build the module for its kernel, else build it here; else note
+        why neither could."""
+        release = key[1]
+        try:
+            self._on_host[key] = driver.build_on_host(l1, release)
+            return
+        except driver.CannotBuild as exc:
+            there = str(exc)
+        here = f"the lab builds it for its own kernels ({', '.join(self.modules)})"
+        if self.build is not None:
+            try:
+                self.modules[release] = self.build(release)
+                return
+            except LabBuildError as exc:
+                here = str(exc)
+        self._unbuildable[key] = (f"no pnhcall.ko for {release}, the kernel {l1.name} runs: "
+                                  f"{l1.name} cannot build it ({there}); here: {here}. {HOW_TO}")
 
     def _run_in(self, l1: L1, target: Target, case: Case) -> CaseRun:
         script = compile_case(case)

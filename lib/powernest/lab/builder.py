@@ -92,6 +92,11 @@ STANDALONE_RELEASE = "bookworm"
 OLD_L0 = ("qemu-system-ppc", "bookworm")
 LIBDIR = "lib/powerpc64le-linux-gnu"
 FILES = RECIPE_DIR / "files"
+# What a distribution's host has that builds modules (with a kernel's headers package):
+# make, the compiler its headers name, and the tools kbuild and insmod run.
+BUILD_HOST = ("make", "gcc", "kmod", "dash", "coreutils", "sed", "grep", "gawk", "findutils",
+              "diffutils")
+BUILD_HOST_ROOT = "buildhost"
 
 
 def build_lab(cache: Path | None = None, force: bool = False, log: Log = print) -> LabImages:
@@ -260,6 +265,48 @@ def hcall_module_for(release: str, cache: Path | None = None, log: Log = print) 
             build_hcall(x / "kbuild", release, x / "pnhcall", x / HCALL_MODULE, log)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(x / HCALL_MODULE, dest)
+    return dest
+
+
+def build_host_initrd(release: str, cache: Path | None = None, log: Log = print) -> Path:
+    """An initramfs archive that, appended to the lab's L1 one, puts a ppc64el Debian
+    userland under /`BUILD_HOST_ROOT` with `BUILD_HOST` and kernel `release`'s headers:
+    a root to chroot into that builds modules as a distribution's host does.  Cached by
+    release; `LabBuildError` if the archive has no headers for it."""
+    cache = cache or default_cache()
+    dest = cache / "build-hosts" / f"{release}.cpio"
+    with _locked(cache / "lab", log):   # the apt state and the debs are the lab build's
+        if dest.is_file():
+            return dest
+        headers = f"linux-headers-{release}"
+        apt = _apt(cache, log)
+        suites = [suite for _, _, suite in apt.versions([f"{headers}:ppc64el"])]
+        if not suites:
+            raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
+                                "machine's Debian archive")
+        packages = apt.resolve([headers, *BUILD_HOST], suites[0])
+        debs = _fetch(apt, packages, cache / "debs", log)
+        with tempfile.TemporaryDirectory(dir=cache, prefix=".build-host-") as tmp:
+            root = Path(tmp) / BUILD_HOST_ROOT
+            _dpkg_extract(*debs.values(), dest=root)
+            for unread in ("doc", "man", "info", "locale"):
+                shutil.rmtree(root / "usr" / "share" / unread, ignore_errors=True)
+            # what the packages' maintainer scripts would link on Debian
+            for link, target in (("bin/sh", "dash"), ("usr/bin/awk", "gawk")):
+                (root / link).unlink(missing_ok=True)
+                (root / link).symlink_to(target)
+            tree = Tree()
+            for path in sorted(root.parent.rglob("*")):
+                name = str(path.relative_to(root.parent))
+                if path.is_symlink():
+                    tree.symlink(name, os.readlink(path))
+                elif path.is_dir():
+                    tree.directory(name)
+                else:
+                    tree.file(name, path, path.stat().st_mode & 0o7777)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _write(tree, Path(tmp) / dest.name, log)
+            shutil.move(Path(tmp) / dest.name, dest)
     return dest
 
 
