@@ -14,6 +14,9 @@ from powernest.hcalls.cases import CASES, case, cases_for
 from powernest.hcalls.deviations import HCALL_DEVIATIONS
 from powernest.hcalls.language import COMMANDS, MAX_BUFFERS, MAX_SIZE, NESTED_HCALLS
 from powernest.hcalls.model import (
+    CAP_POWER9,
+    CAP_POWER10,
+    CAP_POWER11,
     Addr,
     Alloc,
     Bound,
@@ -21,6 +24,7 @@ from powernest.hcalls.model import (
     Case,
     Expr,
     Guard,
+    Modes,
     Read,
     Role,
     Stamp,
@@ -233,10 +237,14 @@ def _read_result(label: str, read: Read, kept: dict[tuple[str, str], int]) -> st
     return data.hex()
 
 
+GENERATION = 10    # the synthetic L1's processor: POWER10, offered the POWER9 and POWER10 modes
+
+
 def _synthetic(row: Case, change: dict[str, str] | None = None, stop: int | None = None) -> str:
     """The output of a row's script on an L0 that does all the row requires."""
     lines = [f"PNBEGIN {row.id}", "[  12.3] some kernel line"]
     kept = _kept_values(row)
+    modes = {s.call: CAP_POWER9 | CAP_POWER10 for s in row.steps if isinstance(s, Modes)}
     for n, (label, step) in enumerate(labelled(row)):
         if stop is not None and n == stop:
             return "\n".join(lines)
@@ -250,8 +258,11 @@ def _synthetic(row: Case, change: dict[str, str] | None = None, stop: int | None
             result = f"tb={TB0:#x}"
         elif isinstance(step, Read):
             result = _read_result(label, step, kept)
+        elif isinstance(step, Modes):
+            result = f"generation={GENERATION}"
         else:
-            regs = dict(step.expect.regs)
+            regs = {"r4": modes[label]} if label in modes else {}
+            regs.update(step.expect.regs)
             code = numbers.rc(step.expect.codes[0])
             result = f"rc={code} " + " ".join(
                 f"r{i}=0x{regs.get(f'r{i}', n + i if i == 4 else 0):x}" for i in range(4, 13))
@@ -291,3 +302,35 @@ def test_the_module_makes_every_hcall_of_the_table_without_being_told() -> None:
     nested = {numbers.opcode(n) for n in (*numbers.V1_HCALLS, *numbers.V2_HCALLS)}
     assert nested | {numbers.opcode("H_GUEST_COPY_MEMORY")} == set(NESTED_HCALLS)
     assert {call.opcode for row in CASES for call in row.calls} <= set(NESTED_HCALLS)
+
+
+@pytest.mark.parametrize(("generation", "offered", "found"), [
+    (10, CAP_POWER9 | CAP_POWER10, ""),
+    (10, CAP_POWER10, ""),
+    (10, CAP_POWER9 | CAP_POWER10 | CAP_POWER11, "offers the POWER11 mode, newer than"),
+    (10, CAP_POWER9, "lacks the POWER10 mode"),
+    (11, CAP_POWER9 | CAP_POWER10, "lacks the POWER11 mode"),
+    (9, CAP_POWER9 | CAP_POWER10, "offers the POWER10 mode, newer than the L1's POWER9"),
+])
+def test_a_processor_dependent_row_is_judged_by_the_l1s_processor(
+        generation: int, offered: int, found: str) -> None:
+    row = case("v2-get-capabilities-processor-mode")
+    out = _synthetic(row, {"get-caps": f"rc=0 r4={offered:#x} " + " ".join(
+        f"r{i}=0x0" for i in range(5, 13)) + " tb0=0x1 tb1=0x2 l1=ok",
+        "modes": f"generation={generation}"})
+    judged = verdict(row, parse_output(out))
+    if found:
+        assert judged.outcome is Outcome.DIFFERS and found in judged.details[0], judged
+    else:
+        assert judged.outcome is Outcome.MATCHES, judged
+
+
+def test_the_script_reads_the_processor_generation_as_linux_prints_it(tmp_path: Path) -> None:
+    script = compile_case(case("v2-get-capabilities-processor-mode"))
+    line = next(x for x in script.splitlines() if x.startswith("R=generation="))
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\ncpu\t\t: POWER10 (architected), altivec supported\n"
+                       "clock\t\t: 1000.000000MHz\nrevision\t: 2.0 (pvr 0080 1200)\n")
+    said = subprocess.run(["sh", "-c", f"{line.replace('/proc/cpuinfo', str(cpuinfo))}; "
+                           'echo "$R"'], capture_output=True, text=True, check=True)
+    assert said.stdout.strip() == "generation=10"

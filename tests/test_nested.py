@@ -87,3 +87,12 @@ def test_a_deviation_applies_only_where_its_nested_code_serves_the_l1s() -> None
     assert kvm.applies(API.V2, (10, 0, 2), NestedCode.LINUX_KVM), "the QEMU version is not its"
     assert not kvm.applies(API.V2, (10, 0, 2), NestedCode.QEMU)
     assert "[Linux KVM-HV 6.12 and later, no fix yet]" in kvm.reason((10, 0, 2))
+
+
+def test_a_powervm_deviation_says_which_processor_and_firmware_it_was_seen_on() -> None:
+    seen = dataclasses.replace(DEVIATIONS[0], l0=NestedCode.POWERVM, since=(10, 50),
+                               seen_on="POWER10 (architected), firmware FW1050.00 (22)")
+    assert seen.applies(API.V2, None, NestedCode.POWERVM)
+    assert seen.reason(None).endswith(
+        "[PowerVM 10.50 and later, no fix yet; seen on POWER10 (architected), "
+        "firmware FW1050.00 (22)]")

@@ -58,6 +58,8 @@ class L0:
     description: str       # as a report shows it
     nested_code: NestedCode  # whose nested-API code serves the L1s (its deviations apply)
     platform: str = ""     # an LPAR's /proc/device-tree/model
+    processor: str = ""    # an LPAR's processor, as /proc/cpuinfo names it (its mode)
+    firmware: str = ""     # an LPAR's firmware level (ibm,fw-vernum_encoded)
 
 
 class HostKind:
@@ -133,6 +135,11 @@ class KvmKind(HostKind):
 
 
 NO_L0_QEMU = "a powervm host has no L0 QEMU to start"
+# An LPAR's platform, processor (its compatibility mode) and firmware level, one a line.
+_LPAR_PROBE = r'''tr -d '\0' </proc/device-tree/model 2>/dev/null; echo
+sed -n 's/^cpu[[:space:]]*: \([^,]*\).*/\1/p' /proc/cpuinfo | head -n 1
+tr -d '\0' </proc/device-tree/openprom/ibm,fw-vernum_encoded 2>/dev/null; echo
+'''
 NO_RESET = "the suite does not reset an LPAR"
 NO_RELOAD = "the suite does not unload kvm-hv on an LPAR"
 
@@ -153,14 +160,16 @@ class PowervmKind(HostKind):
     }
 
     def probe(self, shell: Shell, qemu_binary: str) -> L0:
-        """The L0 is the LPAR's firmware: PowerVM, or QEMU (the twin), per its device tree."""
-        model = shell.run(["cat", "/proc/device-tree/model"], timeout=30)
-        platform = model.stdout.strip("\0\n ") if model.ok else ""
+        """The L0 is the LPAR's firmware: PowerVM, or QEMU (the twin), per its device tree;
+        its answers depend on the processor and the firmware level, which are recorded."""
+        said = shell.run(["sh", "-c", _LPAR_PROBE], timeout=30).stdout.split("\n")
+        platform, processor, firmware = (said + ["", "", ""])[:3]
+        seen = f"processor {processor or 'unknown'}, firmware {firmware or 'level unknown'}"
         if "emulated by qemu" in platform:
-            return L0(None, f"QEMU, TCG (seen from the LPAR: {platform!r}; version unknown)",
-                      NestedCode.QEMU, platform)
-        return L0(None, f"PowerVM ({platform or 'platform unknown'})", NestedCode.POWERVM,
-                  platform)
+            return L0(None, f"QEMU, TCG (seen from the LPAR: {platform!r}, {seen}; "
+                      "version unknown)", NestedCode.QEMU, platform, processor, firmware)
+        return L0(None, f"PowerVM ({platform or 'platform unknown'}, {seen})",
+                  NestedCode.POWERVM, platform, processor, firmware)
 
     def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
                booted: bool = False) -> L1:

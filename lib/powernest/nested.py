@@ -211,7 +211,7 @@ class Deviation:
 
     id: str
     api: API
-    since: tuple[int, int]          # first version affected (QEMU's; for others, Linux's)
+    since: tuple[int, int]          # first version affected: QEMU's, Linux's, PowerVM's firmware
     fixed_in: tuple[int, int] | None
     summary: str
     evidence: re.Pattern[str] | None  # the log line that shows it, where there is one
@@ -220,6 +220,9 @@ class Deviation:
     # then replaced: `powernest.plugin.shared`)
     damages_l1: bool = False
     l0: NestedCode = NestedCode.QEMU   # whose nested code has it
+    # where it was seen, beyond a version: for PowerVM the processor and firmware level
+    # the LPAR reports (`kinds.L0`), whose answers depend on both
+    seen_on: str = ""
 
     def applies(self, api: API, qemu_version: tuple[int, int, int] | None,
                 l0: NestedCode = NestedCode.QEMU) -> bool:
@@ -239,8 +242,9 @@ class Deviation:
     def reason(self, qemu_version: tuple[int, int, int] | None) -> str:
         upto = f"before {self.fixed_in[0]}.{self.fixed_in[1]}" if self.fixed_in else "no fix yet"
         if self.l0 is not NestedCode.QEMU:
+            seen = f"; seen on {self.seen_on}" if self.seen_on else ""
             return (f"known deviation {self.id}: {self.summary} [{self.l0.value} "
-                    f"{self.since[0]}.{self.since[1]} and later, {upto}]")
+                    f"{self.since[0]}.{self.since[1]} and later, {upto}{seen}]")
         seen = ".".join(map(str, qemu_version)) if qemu_version else "of unknown version"
         return (f"known deviation {self.id}: {self.summary} "
                 f"[QEMU {self.since[0]}.{self.since[1]} and later, {upto}; L0 here: QEMU {seen}]")

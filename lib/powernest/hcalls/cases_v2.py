@@ -23,6 +23,7 @@ from powernest.hcalls.model import (
     Case,
     Expr,
     Guard,
+    Modes,
     Role,
     Var,
     caps,
@@ -58,6 +59,14 @@ CAPABILITIES: tuple[Case, ...] = (
     Case("v2-get-capabilities", V2, GET_CAPS, "H_GUEST_GET_CAPABILITIES(0) succeeds",
          (Call("get-caps", GET_CAPS, (0,)),),
          f"{RST} H_GUEST_GET_CAPABILITIES; Linux kvmhv_nested_init relies on it to pick v2",
+         leaves_state=False),
+    Case("v2-get-capabilities-processor-mode", V2, GET_CAPS,
+         "the modes offered fit the L1's processor (the answer depends on it)",
+         (Call("get-caps", GET_CAPS, (0,)), Modes("modes", "get-caps")),
+         f"{RST} H_GUEST_GET_CAPABILITIES: R4 names the processor modes an L2 may run in; "
+         "an L0 can run an L2 in the mode of the L1's own processor, and not in a newer "
+         "mode, whose instructions that processor lacks (QEMU: ppc_check_compat against the "
+         "L1's CPU and max-cpu-compat; PowerVM: the LPAR's processor compatibility mode)",
          leaves_state=False),
     Case("v2-get-capabilities-reserved-flags", V2, GET_CAPS, "flags bit 0 set (all reserved)",
          (Call("get-caps", GET_CAPS, (1 << 63,), expect=FLAG_ERROR),),

@@ -162,7 +162,8 @@ L2_DEVIATIONS: tuple[Deviation, ...] = (
         "v1-l2-exit-facility; book3s_hv_nested.c turns an HFAC for a facility the L0 does "
         "not permit its L1 (MSGP: KVM emulates doorbells) into an HEAI for the L1; whether "
         "Linux or the TCG powernv processor loses it is not isolated",
-        l0=NestedCode.LINUX_KVM),
+        l0=NestedCode.LINUX_KVM,
+        seen_on="Linux 6.12.95+deb12 KVM-HV on a QEMU 10.0.2 TCG powernv9 (POWER9)"),
     _qemu_v2("qemu-v2-element-values-unchecked",
         "values an L0 cannot use are accepted (MSR with HV, LPCR reserved bit 0, a POWER7 "
         "logical PVR) instead of H_INVALID_ELEMENT_VALUE",

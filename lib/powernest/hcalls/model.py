@@ -210,7 +210,21 @@ class Call:
         return numbers.opcode(self.hcall)
 
 
-Step = Alloc | Write | Guard | Call | Stamp | Read | Bound
+@dataclass(frozen=True)
+class Modes:
+    """A check of a row whose answer depends on the processor: the processor modes in R4
+    of call `call` (H_GUEST_GET_CAPABILITIES) include the mode of the L1's own processor
+    generation (POWERn in its /proc/cpuinfo: its architected mode under a compatibility
+    mode) and none newer.  The script reads the generation; the verdict compares."""
+
+    label: str
+    call: str
+
+    def describe(self) -> str:
+        return (f"{self.call}'s R4 offers the mode of the L1's processor generation and no "
+                "newer mode")
+
+Step = Alloc | Write | Guard | Call | Stamp | Read | Bound | Modes
 
 
 @dataclass(frozen=True)
@@ -250,6 +264,8 @@ CAP_COPY_MEM = 1 << 63               # Linux hvcall.h H_GUEST_CAP_COPY_MEM
 CAP_POWER9 = 1 << 62                 # H_GUEST_CAP_POWER9
 CAP_POWER10 = 1 << 61                # H_GUEST_CAP_POWER10
 CAP_POWER11 = 1 << 60                # QEMU spapr_nested.h H_GUEST_CAPABILITIES_P11_MODE
+# The processor-mode bits of H_GUEST_GET_CAPABILITIES' R4, by POWER generation.
+PROCESSOR_MODES = {9: CAP_POWER9, 10: CAP_POWER10, 11: CAP_POWER11}
 DELETE_ALL = 1 << 63                 # H_GUEST_DELETE flags bit 0: deleteAllGuests
 
 

@@ -24,6 +24,7 @@ from powernest.hcalls.model import (
     Chunk,
     Expr,
     Guard,
+    Modes,
     Read,
     Role,
     Stamp,
@@ -57,7 +58,7 @@ def labelled(case: Case) -> Iterator[tuple[str, Step]]:
     """Each step with its output label (calls and guards keep theirs; unique)."""
     seen: dict[str, int] = {}
     for step in case.steps:
-        if isinstance(step, Call | Guard | Stamp | Read | Bound):
+        if isinstance(step, Call | Guard | Stamp | Read | Bound | Modes):
             base = step.label
         elif isinstance(step, Alloc):
             base = f"alloc-{step.buf}"
@@ -123,7 +124,7 @@ def _header(case: Case) -> list[str]:
     for label, step in labelled(case):
         if isinstance(step, Call) and step.role is Role.CHECK:
             lines += _comment(f"{label}: {step.expect.describe()}")
-        elif isinstance(step, Read | Bound):
+        elif isinstance(step, Read | Bound | Modes):
             lines += _comment(f"{label}: {step.describe()}")
     lines += ["# Source:", *_comment(case.source)]
     if case.deviations:
@@ -175,6 +176,10 @@ def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
                 f"pn read {ids[step.buf]} {step.offset} {step.length}", f"show {label}"]
     if isinstance(step, Bound):
         return _comment(f"check {label}: {step.why}", "# ")
+    if isinstance(step, Modes):
+        return [f"# check: {step.describe()}",
+                "R=generation=$(sed -n 's/^cpu[[:space:]]*: POWER\\([0-9][0-9]*\\).*/\\1/p' "
+                "/proc/cpuinfo | head -n 1)", f"show {label}"]
     args = " ".join(_arg(a) for a in step.args)
     lines = [f"pn call {step.opcode:#x} {args}".rstrip(), f"show {label}"]
     if step.role is Role.CHECK:

@@ -13,7 +13,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from powernest.hcalls import gsb, numbers
-from powernest.hcalls.model import Bound, Call, Case, Read, Ref, Role, Step, element_name
+from powernest.hcalls.model import (
+    PROCESSOR_MODES,
+    Bound,
+    Call,
+    Case,
+    Modes,
+    Read,
+    Ref,
+    Role,
+    Step,
+    element_name,
+)
 from powernest.hcalls.script import labelled
 
 
@@ -164,6 +175,20 @@ def _check_bound(label: str, bound: Bound, steps: dict[str, Step], run: ScriptRu
     return []
 
 
+def _check_modes(label: str, modes: Modes, run: ScriptRun) -> list[str]:
+    generation = run.steps[label].fields.get("generation", "")
+    offered = run.steps[modes.call].regs.get("r4") if modes.call in run.steps else None
+    if not generation.isdigit() or offered is None:
+        return [f"{label}: the run did not produce the L1's processor generation "
+                f"({run.steps[label].line!r}) and {modes.call}'s R4"]
+    own = int(generation)
+    found = [f"{label}: R4 {offered:#x} lacks the POWER{own} mode of the L1's processor"
+             for g, bit in PROCESSOR_MODES.items() if g == own and not offered & bit]
+    found += [f"{label}: R4 {offered:#x} offers the POWER{g} mode, newer than the L1's "
+              f"POWER{own}" for g, bit in PROCESSOR_MODES.items() if g > own and offered & bit]
+    return found
+
+
 def _check(label: str, call: Call, run: ScriptRun) -> list[str]:
     result = run.steps[label]
     if result.rc is None:
@@ -195,7 +220,7 @@ def verdict(case: Case, run: ScriptRun) -> Verdict:
                        (f"no PNEND line after {last}: the L1 or its L0 stopped{crash}",))
     steps = dict(labelled(case))
     checks = [(label, s) for label, s in steps.items()
-              if (isinstance(s, Call) and s.role is Role.CHECK) or isinstance(s, Read)]
+              if (isinstance(s, Call) and s.role is Role.CHECK) or isinstance(s, Read | Modes)]
     for label, _ in checks:
         result = run.steps.get(label)
         if result is None or result.error is not None:
@@ -209,5 +234,7 @@ def verdict(case: Case, run: ScriptRun) -> Verdict:
             differences += _check_read(label, step, run)
         elif isinstance(step, Bound):
             differences += _check_bound(label, step, steps, run)
+        elif isinstance(step, Modes):
+            differences += _check_modes(label, step, run)
     return Verdict(Outcome.DIFFERS, tuple(differences)) if differences \
         else Verdict(Outcome.MATCHES)
