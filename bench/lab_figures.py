@@ -28,6 +28,7 @@ from powernest import twins
 from powernest.hosts import HostLost, HostSession
 from powernest.inventory import Host, Kind, load_inventory
 from powernest.lab import build_lab
+from powernest.lease import HostHold
 from powernest.shell import ConnectError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def dead_hosts(work: Path) -> None:
     took = _open_fails(_host(twin, work, 10))
     print(f"gone host (port closed), connect_timeout 10 s: ConnectError after {took:.3f} s")
     host = _host(twin, work, 3)
-    session = HostSession(host, alive.shell, host.qemu, alive.l0, run_id="bench")
+    session = HostSession(host, alive.shell, alive.l0_qemu, HostHold(host.name, "bench", 10))
     started = time.monotonic()
     try:
         session.wait_for_new_boot(old_boot, timeout=20)

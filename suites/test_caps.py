@@ -24,12 +24,12 @@ def _case_id(case: tuple[str, frozenset[API]]) -> str:
 def test_cap_acceptance(host: Host, host_session: HostSession,
                         case: tuple[str, frozenset[API]]) -> None:
     cpu, caps = case
-    if reason := host_session.caps_unavailable(cpu, caps):
+    if reason := host_session.l0_qemu.caps_unavailable(cpu, caps):
         pytest.skip(reason)
     rule = cap_rule(cpu, caps, host_session.kind.accel)
-    check = host_session.check_caps(cpu, caps, _case_id(case))
+    check = host_session.l0_qemu.check_caps(cpu, caps, _case_id(case))
     said = "\n".join(check.errors) or "(no error)"
-    machine = ",".join(f"{a.cap}=on" for a in API if a in caps)
+    machine = ",".join(a.machine_prop for a in API if a in caps)
     assert check.accepted == rule.accepted, (
         f"QEMU {'accepted' if check.accepted else 'rejected'} {machine} -cpu {cpu}; "
         f"expected {'acceptance' if rule.accepted else 'rejection'} ({rule.source}). "

@@ -59,7 +59,7 @@ def _check(stage: Stage, target: Target, what: str) -> None:
     expected = l1_expectation(target.api, stage.kernel)
     problems = mismatches(expected, stage.api(), stage.dmesg)
     assert not problems, (
-        f"{what}: L1 {stage.kernel} under {target.api.cap}=on: {'; '.join(problems)} "
+        f"{what}: L1 {stage.kernel} under {target.api.machine_prop}: {'; '.join(problems)} "
         f"({expected.source}); kvm lines:\n{kvm_lines(stage.dmesg)}")
     assert stage.vm_ran == expected.kvm, (
         f"{what}: a VM {'did not run' if expected.kvm else 'ran'} under KVM in L1 "

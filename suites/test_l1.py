@@ -48,5 +48,5 @@ def test_l1_uses_offered_api(l1: L1, target: Target) -> None:
     observed = observed_api(dmesg, l1.kernel, l1.kvm_hv_loaded())
     problems = mismatches(expected, observed, dmesg)
     assert not problems, (
-        f"L1 {l1.kernel_release} under {target.api.cap}=on: {'; '.join(problems)} "
+        f"L1 {l1.kernel_release} under {target.api.machine_prop}: {'; '.join(problems)} "
         f"({expected.source}); kvm lines of dmesg:\n{kvm_lines(dmesg)}")

@@ -273,7 +273,7 @@ def test_xdist_args_count_the_shards_hosts(tmp_path: Path) -> None:
     assert args("--hosts", "h0,h1,h2,h3,h4", "--shard", "1/2") == (
         f"-n {min(3, cores)} --dist loadgroup --no-loadscope-reorder" if cores > 1 else "")
     assert args("--hosts", "h0,h1,h2,h3,h4", "--shard", "2/4") == ""   # one target: plain
-    # the two targets of one host run side by side (kinds.run_group)
+    # the two targets of one host run side by side (scheduling.run_group)
     assert args("--hosts", "both") == ("-n 2 --dist loadgroup --no-loadscope-reorder"
                                        if cores > 1 else "")
     assert args("--hosts", "h1,h2,h3", "--shard", "3/3") == ""

@@ -22,6 +22,7 @@ from powernest.cli import main
 from powernest.hosts import HostLost, HostSession
 from powernest.inventory import Kind, load_inventory
 from powernest.lab import LabImages
+from powernest.lease import HostHold
 from powernest.shell import ConnectError
 from runs import green_run, suite_properties, suites
 
@@ -84,7 +85,8 @@ def test_dead_lpar_is_detected_within_the_timeouts(lpar_twin: twins.Twin,
     finally:
         os.kill(pid, signal.SIGCONT)
     lpar_twin.stop()   # gone for good
-    session = HostSession(host, session.shell, host.qemu, session.l0, run_id="e2e-dead")
+    session = HostSession(host, session.shell, session.l0_qemu,
+                          HostHold(host.name, "e2e-dead", timeout=10))
     started = time.monotonic()
     with pytest.raises(HostLost, match="did not come back with a new kernel within 5 s"):
         session.wait_for_new_boot(old_boot, timeout=5)

@@ -14,12 +14,12 @@ from pathlib import Path
 import click
 import yaml
 
-from powernest import shard, twins
+from powernest import scheduling, shard, twins
 from powernest.console import ConsoleError
 from powernest.errors import PowernestError
 from powernest.hcalls import replay
 from powernest.inventory import CPU_MODELS, InventoryError, Kind, load_inventory
-from powernest.kinds import kind_of, run_group
+from powernest.kinds import kind_of
 from powernest.lab import LabBuildError, build_lab
 from powernest.reporting import dashboard, journal, junit, merge
 
@@ -167,10 +167,9 @@ def inventory_check(file: Path) -> None:
 def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     """Print the pytest-xdist options that run the hosts side by side.
 
-    One worker per group of cases that can run side by side (a target where the
-    suite boots the L1s, an LPAR: `kinds.run_group`), at most one per CPU core (an
-    emulated L0 keeps a core busy); nothing for one group, so such a run stays a
-    plain pytest run.  The groups go to the workers in the order of the collection,
+    One worker per group of cases that can run side by side, at most one per CPU
+    core (`scheduling.workers`); nothing for one group, so such a run stays a plain
+    pytest run.  The groups go to the workers in the order of the collection,
     the longest first (`collection.pytest_collection_modifyitems`).
     """
     try:
@@ -179,10 +178,9 @@ def inventory_xdist_args(file: Path, hosts: str, shard_spec: str) -> None:
     except InventoryError as exc:
         click.echo(str(exc), err=True)
         sys.exit(1)
-    groups = {run_group(h, t) for h in selected for t in kind_of(h).targets(h)}
-    workers = min(len(groups), os.cpu_count() or 1)
-    if workers > 1:
-        click.echo(f"-n {workers} --dist loadgroup --no-loadscope-reorder")
+    count = scheduling.workers(selected)
+    if count > 1:
+        click.echo(f"-n {count} --dist loadgroup --no-loadscope-reorder")
 
 
 @main.group()

@@ -293,5 +293,11 @@ class ConsoleShell:
     def put(self, local: Path, remote: str) -> None:
         raise ShellError(f"{self.name}: copying files over a console is not supported")
 
+    def cache_dir(self) -> str:
+        raise ShellError(f"{self.name}: a console shell keeps no cache")
+
+    def stage(self, local: Path) -> str:
+        raise ShellError(f"{self.name}: copying files over a console is not supported")
+
     def close(self) -> None:
         pass

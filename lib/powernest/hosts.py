@@ -1,10 +1,10 @@
-"""A host in use: its shell, its L0 QEMU version, and the lab images on it.
+"""A host in use for a run: connected, its L0 probed, held.
 
-`HostSession.open()` connects (locally or over SSH), reads the L0 version and
-takes the host's lease (see `lease.py`); `path_of()` gives a lab file's path
-on that machine, uploading it over SFTP into a cache keyed by its SHA-256 when
-the host is remote (a second run uploads nothing); `wait_for_new_boot()`
-reconnects to a host that replaced its kernel and takes its lease again.
+`HostSession.open()` connects (a `LocalShell` or an `SshShell`), probes the L0
+(`kinds`; its QEMU's checks: `l0qemu.L0Qemu`) and takes the host's lease
+(`lease.HostHold`); `path_of()` gives a lab file's path on that machine
+(`Shell.stage`); `wait_for_new_boot()` reconnects to a host that replaced its
+kernel and takes its lease again.
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powernest import lease, naming, qemu
 from powernest.inventory import Host, InventoryError, Ssh
-from powernest.kinds import L0, HostKind, kind_of
+from powernest.kinds import L0, kind_of
+from powernest.l0qemu import L0Qemu
 from powernest.lab import find_lab
-from powernest.lab.cache import default_cache, file_digest
-from powernest.lease import Lease
+from powernest.lease import HostHold
 from powernest.local import LocalShell
-from powernest.nested import API, l0_supports, unsupported_reason
-from powernest.qemu import StartCheck
+from powernest.nested import API
 from powernest.shell import Shell, ShellError
 from powernest.ssh import SshShell
 
-REMOTE_CACHE = ".cache/powernest/images"
-CHECKPOINTS = "checkpoints"   # saved L1 states, beside the images' cache
+CHECKPOINTS = "checkpoints"   # saved L1 states, in the host's cache
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 RECONNECT_INTERVAL = 2.0
 
@@ -69,22 +66,15 @@ def resolve_qemu(host: Host) -> str:
 
 @dataclass
 class HostSession:
-    """One inventory host, connected for the run."""
+    """One inventory host, connected for the run: its shell, its L0 (as probed, and its
+    QEMU's checks), this run's hold on it, and the kernels the run made it exec."""
 
     host: Host
     shell: Shell
-    qemu: str
-    l0: L0
-    run_id: str = ""
-    lease_timeout: float = 0.0
-    lease: Lease | None = None
-    busy: str = ""            # why this run may not use the host (leased by another run)
-    took_over: str = ""       # the previous holder of the lease, gone without releasing it
-    reaped: list[str] = field(default_factory=list)
+    l0_qemu: L0Qemu
+    hold: HostHold
     kexecs: int = 0           # kernels this run made the host exec (wait_for_new_boot)
-    _staged: dict[Path, str] = field(default_factory=dict, repr=False)
     _checkpoints: str = field(default="", repr=False)
-    _cpus: set[str] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, host: Host, run_id: str, lease_timeout: float,
@@ -96,94 +86,50 @@ class HostSession:
             raise ShellError(f"{host.name}: {leased['error']}")
         shell = shell_for(host)
         binary = resolve_qemu(host)
-        session = cls(host, shell, binary, kind_of(host).probe(shell, binary), run_id,
-                      lease_timeout)
+        l0_qemu = L0Qemu(host, shell, binary, kind_of(host).probe(shell, binary), run_id)
         if leased is not None:
-            session.busy, session.took_over = leased["busy"], leased["took_over"]
-            session.reaped = list(leased["reaped"])
-            return session
-        try:
-            session.lease = lease.acquire(shell, host.name, run_id, lease_timeout)
-        except lease.LeaseBusy as exc:
-            session.busy = str(exc)
-            return session
-        session.took_over = session.lease.took_over
-        session.reaped = lease.reap(shell, host.name, run_id)
+            return cls(host, shell, l0_qemu, HostHold.noted(host.name, run_id, lease_timeout,
+                                                            leased))
+        session = cls(host, shell, l0_qemu, HostHold(host.name, run_id, lease_timeout))
+        session.hold.take(shell)
         return session
 
     def lease_note(self) -> dict[str, Any]:
         """What taking the lease found, for the workers of the run that holds it."""
-        return {"busy": self.busy, "took_over": self.took_over, "reaped": self.reaped}
+        return self.hold.note()
 
     @property
-    def kind(self) -> HostKind:
-        return kind_of(self.host)
+    def qemu(self) -> str:
+        """The L0 QEMU binary on the host."""
+        return self.l0_qemu.binary
+
+    @property
+    def l0(self) -> L0:
+        return self.l0_qemu.l0
+
+    @property
+    def run_id(self) -> str:
+        return self.hold.run_id
 
     @property
     def qemu_version(self) -> tuple[int, int, int] | None:
         return self.l0.qemu_version
 
-    def has_cpu(self, cpu: str) -> bool:
-        """Whether this host's L0 QEMU has the CPU model."""
-        if self._cpus is None:
-            self._cpus = qemu.cpu_models(self.shell, self.qemu)
-        return cpu in self._cpus
-
     def unavailable(self, api: API | None = None) -> str | None:
         """Why this run may not use the host now (another run holds it), or, given an
         API, why its L0 cannot offer it; None if it can."""
-        return self.busy or (self.api_unavailable(api) if api else None)
-
-    def api_unavailable(self, api: API) -> str | None:
-        """Why this host's L0 (its QEMU version) cannot offer `api`; None if it can."""
-        if self.qemu_version and not l0_supports(api, self.qemu_version):
-            return unsupported_reason(api, self.qemu_version)
-        return None
-
-    def caps_unavailable(self, cpu: str, caps: frozenset[API]) -> str | None:
-        """Why QEMU cannot be asked here to start `cpu` with `caps`; None if it can."""
-        reasons = (self.kind.cpu_unavailable(self.host, cpu),
-                   *(self.api_unavailable(api) for api in API if api in caps))
-        reason = next((r for r in reasons if r), None)
-        if reason is None and not self.has_cpu(cpu):
-            reason = f"{self.l0.description} has no {cpu} CPU model"
-        return reason
-
-    def check_caps(self, cpu: str, caps: frozenset[API], case: str) -> StartCheck:
-        """Whether this host's QEMU starts a machine of `cpu` with `caps` on (and the
-        host's `l1_machine` properties), stopped, and what it said."""
-        spec = qemu.GuestSpec(
-            name=naming.guest_name(self.run_id, self.host.name, f"caps-{case}"), kernel="",
-            qemu=self.qemu, data_dir=self.host.qemu_data_dir, cpu=cpu,
-            accel=self.kind.accel,   # type: ignore[arg-type]
-            machine_props=(*(f"{a.cap}=on" for a in API if a in caps), *self.host.l1_machine))
-        return qemu.check_start(self.shell, spec)
+        return self.hold.busy or (self.l0_qemu.api_unavailable(api) if api else None)
 
     def path_of(self, local: Path) -> str:
-        """Where a lab file is on this host: uploaded once per content hash if remote."""
-        if isinstance(self.shell, LocalShell):
-            return str(local)
-        if local not in self._staged:
-            remote_dir = f"{self._home()}/{REMOTE_CACHE}/{file_digest(local)[:32]}"
-            remote = f"{remote_dir}/{local.name}"
-            if not self.shell.run(["test", "-f", remote]).ok:
-                self.shell.run(["mkdir", "-p", remote_dir], check=True)
-                self.shell.put(local, remote + ".part")
-                self.shell.run(["mv", remote + ".part", remote], check=True)
-            self._staged[local] = remote
-        return self._staged[local]
+        """Where a lab file is on this host (`Shell.stage`)."""
+        return self.shell.stage(local)
 
     def checkpoint_path(self, key: str) -> str:
         """Where this host keeps the saved L1 state of configuration `key`."""
         if not self._checkpoints:
-            where = (default_cache() if isinstance(self.shell, LocalShell)
-                     else Path(self._home(), REMOTE_CACHE).parent) / CHECKPOINTS
-            self.shell.run(["mkdir", "-p", str(where)], check=True)
-            self._checkpoints = str(where)
+            self._checkpoints = f"{self.shell.cache_dir()}/{CHECKPOINTS}"
+            self.shell.run(["mkdir", "-p", self._checkpoints], check=True)
         return f"{self._checkpoints}/{key}.state"
-
-    def _home(self) -> str:
-        return self.shell.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
 
     def boot_id(self) -> str:
         return self.shell.run(["cat", BOOT_ID], timeout=30, check=True).stdout.strip()
@@ -208,12 +154,9 @@ class HostSession:
                            f"{timeout:.0f} s; last attempt: {last}")
         waited = time.monotonic() - started
         self.kexecs += 1
-        if self.lease:
-            self.lease.release()
-        self.lease = lease.acquire(self.shell, self.host.name, self.run_id, self.lease_timeout)
+        self.hold.retake(self.shell)
         return waited
 
     def close(self) -> None:
-        if self.lease:
-            self.lease.release()
+        self.hold.release()
         self.shell.close()

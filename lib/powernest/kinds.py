@@ -6,26 +6,23 @@ and the suites never branch on the kind:
 
 - how its L1s are accelerated, which APIs and whether kexec it offers by default;
 - how to probe its L0 (QEMU's version, or the LPAR's device tree) (`probe`);
-- how to get an L1 for a target: boot one, or connect to the LPAR (`get_l1`);
 - what it can do, as data (`Ability`), with the reason where it cannot, which the
-  `requires` marker turns into a skip.
+  `requires` marker turns into a skip; whether it boots its L1s or is its own one L1
+  (`Ability.BOOTS_L1`) is what the pool (`powernest.pool`) reads to get one.
+
+A kind is data and a probe: it imports nothing that starts guests.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from powernest import qemu
-from powernest.errors import Unavailable
 from powernest.inventory import Host, Kind
 from powernest.nested import API, NestedCode
 from powernest.shell import Shell
-
-if TYPE_CHECKING:
-    from powernest.guests import L1
-    from powernest.pool import GuestPool
 
 
 class Ability(StrEnum):
@@ -98,12 +95,6 @@ class HostKind:
         """Why an L1 of `cpu` cannot run on `host`; None if it can."""
         return None
 
-    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
-               booted: bool = False) -> L1:
-        """A fresh L1 for `target` running `kernel` (default: the host's `l1_kernel`),
-        booted or restored from a checkpoint; `pool.stop()` it when done."""
-        return pool.boot(target, kernel, restore=not booted)
-
 
 NOT_DESTRUCTIVE = ("the case may crash the host's L0, and its inventory entry does not "
                    "allow that (allow_destructive: false)")
@@ -171,14 +162,6 @@ class PowervmKind(HostKind):
         return L0(None, f"PowerVM ({platform or 'platform unknown'}, {seen})",
                   NestedCode.POWERVM, platform, processor, firmware)
 
-    def get_l1(self, pool: GuestPool, target: Target, kernel: str | None = None,
-               booted: bool = False) -> L1:
-        """The LPAR itself, as it runs; `Unavailable` if `kernel` is another series."""
-        lpar = pool.lpar(target)
-        if kernel is not None and (reason := lpar.kexec_unavailable(kernel)):
-            raise Unavailable(reason)
-        return lpar
-
 
 _KINDS: dict[Kind, HostKind] = {k.kind: k() for k in (TcgKind, KvmKind, PowervmKind)}
 
@@ -186,13 +169,3 @@ _KINDS: dict[Kind, HostKind] = {k.kind: k() for k in (TcgKind, KvmKind, PowervmK
 def kind_of(host: Host) -> HostKind:
     """The kind of `host`, chosen once for all that is done with it."""
     return _KINDS[host.kind]
-
-
-def run_group(host: Host, target: Target | None, part: str = "") -> str:
-    """The cases that must run in one process: a target's, where the suite boots its
-    L1s (they share them; a host's targets are independent), apart from a `part` of
-    them that starts L1s of its own (one suite's such cases); all of an LPAR's (the one
-    L1 of every target); a host's own cases (no target)."""
-    if target is None or kind_of(host).lacks(Ability.BOOTS_L1, host):
-        return host.name
-    return f"{target.id}:{part}" if part else target.id

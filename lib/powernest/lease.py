@@ -19,7 +19,8 @@ import getpass
 import json
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pexpect
 from pexpect.spawnbase import SpawnBase
@@ -115,3 +116,49 @@ def reap(shell: Shell, host: str, run_id: str) -> list[str]:
     for pid, _ in stale:
         shell.run(["kill", "-9", pid], timeout=30)
     return [name for _, name in stale]
+
+
+@dataclass
+class HostHold:
+    """A run's hold on one host: its lease, or why it has none (another run holds the
+    host), and what taking it found (a holder gone without releasing, stale guests)."""
+
+    host: str
+    run_id: str
+    timeout: float
+    lease: Lease | None = None
+    busy: str = ""
+    took_over: str = ""
+    reaped: list[str] = field(default_factory=list)
+
+    def take(self, shell: Shell) -> None:
+        """Take the lease, waiting up to `timeout`, and reap the guests runs that are gone
+        left on the host; if another live run holds it, say so in `busy`."""
+        try:
+            self.lease = acquire(shell, self.host, self.run_id, self.timeout)
+        except LeaseBusy as exc:
+            self.busy = str(exc)
+            return
+        self.took_over = self.lease.took_over
+        self.reaped = reap(shell, self.host, self.run_id)
+
+    def retake(self, shell: Shell) -> None:
+        """Take the lease again on a host that replaced its kernel (the old holder died
+        with it)."""
+        self.release()
+        self.lease = acquire(shell, self.host, self.run_id, self.timeout)
+
+    def note(self) -> dict[str, Any]:
+        """What taking the lease found, for the workers of the run that holds it."""
+        return {"busy": self.busy, "took_over": self.took_over, "reaped": self.reaped}
+
+    @classmethod
+    def noted(cls, host: str, run_id: str, timeout: float, note: dict[str, Any]) -> HostHold:
+        """The hold a worker has: what its controller's `note()` said."""
+        return cls(host, run_id, timeout, None, note["busy"], note["took_over"],
+                   list(note["reaped"]))
+
+    def release(self) -> None:
+        if self.lease:
+            self.lease.release()
+            self.lease = None

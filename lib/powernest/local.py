@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pexpect
 
+from powernest.lab.cache import default_cache
 from powernest.shell import CommandFailed, CommandTimeout, Result, ShellError, quote
 
 _PR_SET_PDEATHSIG = 1
@@ -63,6 +64,12 @@ class LocalShell:
 
     def put(self, local: Path, remote: str) -> None:
         shutil.copyfile(local, remote)
+
+    def cache_dir(self) -> str:
+        return str(default_cache())
+
+    def stage(self, local: Path) -> str:
+        return str(local)
 
     def close(self) -> None:
         pass

@@ -25,6 +25,11 @@ class API(StrEnum):
         return f"cap-{self.value}"
 
     @property
+    def machine_prop(self) -> str:
+        """The -machine setting that turns this API on (the one place that spells it)."""
+        return f"{self.cap}=on"
+
+    @property
     def marker(self) -> str:
         """The pytest marker of the suites for this API."""
         return "api_v1" if self is API.V1 else "api_v2"

@@ -22,7 +22,7 @@ from powernest.errors import Unavailable
 from powernest.guests import L1, L1Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host
-from powernest.kinds import Target, kind_of
+from powernest.kinds import Ability, Target, kind_of
 from powernest.l2 import L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
@@ -58,7 +58,12 @@ class GuestPool:
         """
         if reason := self.session_for(target.host).unavailable(target.api):
             raise Unavailable(reason)
-        return kind_of(target.host).get_l1(self, target, kernel, booted)
+        if kind_of(target.host).lacks(Ability.BOOTS_L1, target.host):
+            lpar = self.lpar(target)
+            if kernel is not None and (reason := lpar.kexec_unavailable(kernel)):
+                raise Unavailable(reason)
+            return lpar
+        return self.boot(target, kernel, restore=not booted)
 
     def l1_with_kvm(self, target: Target, *, booted: bool = False) -> L1:
         """`l1()` with kvm-hv loaded (on an LPAR: as found, or loaded now)."""
@@ -79,7 +84,7 @@ class GuestPool:
                                  naming.l1_role(self.worker, next(self._ids)), target.api)
         return GuestSpec(name=name, kernel=session.path_of(self.lab.kernels[kernel]),
                          initrd=session.path_of(self.lab.l1_initrd),
-                         machine_props=(f"{target.api.cap}=on", *host.l1_machine),
+                         machine_props=(target.api.machine_prop, *host.l1_machine),
                          accel=kind_of(host).accel, cpu=host.cpu, memory=host.memory,
                          qemu=session.qemu, data_dir=host.qemu_data_dir,
                          pidfile=f"/tmp/{name}.pid", extra=(*SPAPR_RNG, *RESTORED_L1S_RUN))

@@ -85,6 +85,15 @@ class Shell(Runner, Protocol):
         """Copy a local file to `remote` on the machine."""
         ...
 
+    def cache_dir(self) -> str:
+        """The machine's powernest cache (lab images, saved L1 states)."""
+        ...
+
+    def stage(self, local: Path) -> str:
+        """Where a local file is on the machine: the file itself if the machine is this
+        one, else a copy in its cache, uploaded once per content."""
+        ...
+
     def close(self) -> None:
         """Release the connection; safe to call twice."""
         ...

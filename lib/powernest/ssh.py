@@ -22,6 +22,7 @@ from paramiko.ssh_exception import NoValidConnectionsError
 from pexpect import EOF, TIMEOUT
 from pexpect.spawnbase import SpawnBase
 
+from powernest.lab.cache import file_digest
 from powernest.shell import CommandFailed, CommandTimeout, ConnectError, Result, ShellError, quote
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 _PTY_COLS, _PTY_ROWS = 400, 50
+REMOTE_CACHE = ".cache/powernest"   # under the remote user's home
 _EXIT_WAIT = 2.0  # seconds to wait for the exit status after the end of output
 _SSH_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -164,6 +166,8 @@ class SshShell:
         self.keepalive = keepalive
         self.gateway = gateway
         self._conn: Connection | None = None
+        self._cache_dir = ""
+        self._staged: dict[Path, str] = {}
 
     def __repr__(self) -> str:
         via = f" via {self.gateway.name}" if self.gateway else ""
@@ -229,6 +233,26 @@ class SshShell:
             conn.sftp().put(str(local), remote)
         except _SSH_ERRORS as exc:
             raise ShellError(f"{self.name}: cannot copy {local} to {remote}: {exc}") from exc
+
+    def cache_dir(self) -> str:
+        """~/.cache/powernest of the remote user."""
+        if not self._cache_dir:
+            home = self.run(["sh", "-c", 'printf "%s" "$HOME"'], check=True).stdout
+            self._cache_dir = f"{home}/{REMOTE_CACHE}"
+        return self._cache_dir
+
+    def stage(self, local: Path) -> str:
+        """`local` in the remote cache under its SHA-256, uploaded if it is not there yet
+        (through a `.part` file, so a dropped upload is never taken for a copy)."""
+        if local not in self._staged:
+            remote_dir = f"{self.cache_dir()}/images/{file_digest(local)[:32]}"
+            remote = f"{remote_dir}/{local.name}"
+            if not self.run(["test", "-f", remote]).ok:
+                self.run(["mkdir", "-p", remote_dir], check=True)
+                self.put(local, remote + ".part")
+                self.run(["mv", remote + ".part", remote], check=True)
+            self._staged[local] = remote
+        return self._staged[local]
 
     def close(self) -> None:
         """Close the connection (it reopens on the next command); safe to call twice."""

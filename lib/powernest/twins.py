@@ -35,6 +35,7 @@ from powernest.guests import L1_READY
 from powernest.inventory import Kind
 from powernest.lab import LabImages
 from powernest.local import LocalShell
+from powernest.nested import API
 from powernest.qemu import LAB_KERNEL_ARGS, SPAPR_RNG, GuestSpec, GuestStartError
 
 # to the end of the line: pexpect matches as soon as it can, maybe on half a key
@@ -61,7 +62,7 @@ class TwinKind:
 
 
 KINDS = {
-    Kind.POWERVM: TwinKind(Kind.POWERVM, "pseries", "power10", ("cap-nested-papr=on",),
+    Kind.POWERVM: TwinKind(Kind.POWERVM, "pseries", "power10", (API.V2.machine_prop,),
                            "ibmveth", "spapr-vlan", "4G", 180),
     Kind.KVM: TwinKind(Kind.KVM, "powernv9", "power9", (), "e1000e",
                        "e1000e,bus=pcie.0,romfile=", "6G", 300, gzip_initrd=True),

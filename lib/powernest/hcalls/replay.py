@@ -65,7 +65,7 @@ def replay(script: Path, lab: LabImages, workdir: Path, cpu: str = "power10",
     session = HostSession.open(host, run_id, lease_timeout=5)
     pool = GuestPool(run_id, workdir, lab, lambda _: session)
     try:
-        log(f"replay: booting an L1 under {session.l0.description}, {api.cap}=on, -cpu {cpu}")
+        log(f"replay: booting an L1 under {session.l0.description}, {api.machine_prop}, -cpu {cpu}")
         l1 = pool.l1(Target(host, api))
         driver.install(l1, lab.hcall_module)
         driver.upload(l1, text.encode(), SCRIPT)

@@ -35,7 +35,6 @@ from powernest.hcalls.model import (
 
 MAX_WRITE = (MAX_COMMAND - 32) // 2     # bytes of one `write` command line, in hex
 _MASK = (1 << 64) - 1
-_CAPS = {"nested-hv": "cap-nested-hv=on", "nested-papr": "cap-nested-papr=on"}
 
 _PRELUDE = r"""P=${PNHCALL:-PROC}
 pn() { echo "$*" 2>/dev/null >"$P"; R=; read -r R <"$P"; }
@@ -118,7 +117,7 @@ def _comment(text: str, indent: str = "#   ") -> list[str]:
 
 def _header(case: Case) -> list[str]:
     lines = ["#!/bin/sh", f"# powernest hcall case {case.id}: {case.summary}",
-             f"# API: {case.api.value} (the L0 runs -M pseries,{_CAPS[case.api.value]})",
+             f"# API: {case.api.value} (the L0 runs -M pseries,{case.api.machine_prop})",
              f"# Hcall under test: {case.hcall} ({numbers.opcode(case.hcall):#x})",
              "# Expected:"]
     for label, step in labelled(case):

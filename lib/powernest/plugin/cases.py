@@ -77,10 +77,10 @@ def _before(item: pytest.Item, ctx: RunContext) -> None:
         return
     session = ctx.sessions.get_session(host)
     item.user_properties.append(("l0", session.l0.description))
-    if session.took_over:
-        item.user_properties.append(("lease_taken_over_from", session.took_over))
-    if session.reaped:
-        item.user_properties.append(("reaped_stale_guests", " ".join(session.reaped)))
+    if session.hold.took_over:
+        item.user_properties.append(("lease_taken_over_from", session.hold.took_over))
+    if session.hold.reaped:
+        item.user_properties.append(("reaped_stale_guests", " ".join(session.hold.reaped)))
     target = target_of(item)
     lacking = (kind_of(host).lacks(Ability(m.args[0]), host)
                for m in item.iter_markers("requires"))

@@ -20,8 +20,9 @@ from collections.abc import Generator
 import pytest
 
 from powernest.inventory import Host
-from powernest.kinds import Ability, Target, kind_of, run_group
+from powernest.kinds import Ability, Target, kind_of
 from powernest.plugin.run import context
+from powernest.scheduling import run_group
 
 
 def host_of(node: pytest.Item | pytest.Function) -> Host | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -19,8 +19,18 @@ from powernest.inventory import Host
 from powernest.nested import API
 from powernest.reporting import dashboard, journal, junit
 
-if TYPE_CHECKING:
-    from powernest.plugin.run import RunContext
+
+class RunContext(Protocol):
+    """What the journal writer reads of its run (`plugin.run.RunContext` has it)."""
+
+    run_id: str
+    run_dir: Path
+    hosts: tuple[Host, ...]
+    attachments_base: Path
+    junit_strict: bool
+
+    @property
+    def journal(self) -> Path: ...
 
 
 def _case_info(nodeid: str, ctx: RunContext) -> tuple[str, dict[str, str]]:

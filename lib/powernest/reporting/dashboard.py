@@ -25,24 +25,13 @@ import jinja2
 from powernest import naming
 from powernest.nested import API
 from powernest.reporting import hcalls, history, journal
+from powernest.reporting.entry import Entry, Log
 from powernest.reporting.history import FAILING, OUTCOMES
 from powernest.reporting.journal import Case, Run
 
 INDEX = "index.html"
 _DEVIATION = re.compile(r"known deviation ([\w.-]+)")
-_XPASS_STRICT = "[XPASS(strict)]"
 API_LABELS = {API.V1.value: "v1 nested-hv", API.V2.value: "v2 nested-papr"}
-
-
-@dataclass
-class Log:
-    """A console log: its level (`L1`, `L2`, `LPAR`), whose it is, its guest and link."""
-
-    level: str
-    whose: str
-    guest: str
-    href: str
-    title: str
 
 
 def _target(where: str) -> str:
@@ -71,28 +60,6 @@ def whose(stem: str) -> tuple[str, str, str]:
     if role.startswith("l1-"):
         return "L1", f"L1 console on {_target(where)}", role
     return "log", f"console of {_target(where)}" if where else "console", role
-
-
-@dataclass
-class Entry:
-    """A case as the page shows it."""
-
-    case: Case
-    param: str
-    message: str
-    deviation: str
-    logs: list[Log]
-    anchor: str
-    new: bool = False
-    flaky: list[str] = field(default_factory=list)   # other outcomes, same code, L0, kernel
-
-    @property
-    def outcome(self) -> str:
-        return self.case.outcome
-
-    @property
-    def xpass_strict(self) -> bool:
-        return self.case.details.startswith(_XPASS_STRICT)
 
 
 @dataclass

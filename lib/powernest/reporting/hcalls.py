@@ -13,13 +13,10 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+from powernest.reporting.entry import Entry
 from powernest.reporting.history import FAILING, OUTCOMES
-
-if TYPE_CHECKING:
-    from powernest.reporting.dashboard import Entry
 
 CASE = "hcall_case"
 DIED = "L0 died"
