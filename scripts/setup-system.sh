@@ -2,7 +2,8 @@
 # Installs the system packages powernest needs on Debian bookworm, if missing:
 #   qemu-system-ppc >= 9.0 (bookworm-backports), openssh-server (tests),
 #   libxml2-utils (xmllint, JUnit validation), chromium (dashboard tests),
-#   gcc-powerpc64le-linux-gnu and pahole (the lab cross-builds pnhcall.ko).
+#   gcc-powerpc64le-linux-gnu and pahole (the lab cross-builds pnhcall.ko),
+#   nodejs, npm and rsync (gitlab-ci-local runs ci/gitlab-ci.yml in make test).
 # Uses the archive address this machine's apt configuration already names.
 # Without root it prints what to install and exits non-zero.
 set -eu
@@ -19,12 +20,16 @@ command -v xmllint >/dev/null 2>&1 || need="$need libxml2-utils"
 [ "${POWERNEST_WITH_CHROMIUM:-1}" = 0 ] || command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v powerpc64le-linux-gnu-gcc >/dev/null 2>&1 || need="$need gcc-powerpc64le-linux-gnu"
 command -v pahole >/dev/null 2>&1 || need="$need pahole"
+command -v node >/dev/null 2>&1 || need="$need nodejs"
+command -v npm >/dev/null 2>&1 || need="$need npm"
+command -v rsync >/dev/null 2>&1 || need="$need rsync"
 [ -n "$need" ] || { echo "setup: system packages present"; exit 0; }
 
 if [ "$(id -u)" != 0 ]; then
     echo "setup: missing:$need" >&2
     echo "setup: as root, install qemu-system-ppc (>= 9.0, from bookworm-backports)," >&2
-    echo "       openssh-server, libxml2-utils, chromium, gcc-powerpc64le-linux-gnu and pahole," >&2
+    echo "       openssh-server, libxml2-utils, chromium, gcc-powerpc64le-linux-gnu, pahole," >&2
+    echo "       nodejs, npm and rsync," >&2
     echo "       or run 'make setup' as root." >&2
     exit 1
 fi

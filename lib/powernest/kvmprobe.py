@@ -3,11 +3,11 @@
 A big-endian ppc64 ELF of a few instructions, made here: QEMU's VOF firmware
 enters it in real mode at its load address, it makes one hcall
 (H_PUT_TERM_CHAR) that prints `SAYS` on the first vty, then cedes its CPU for
-good (H_CEDE: a spinning vCPU under nested-papr took 2 minutes to kill).  Run by an
+good (H_CEDE: a spinning vCPU under nested-papr is slow to kill).  Run by an
 L1's QEMU with `-accel kvm`, it proves what a kexec stage asks (KVM creates a
-VM, enters it, and gets its hcall back) in about 1.3 s, where an L2 Linux boot
-takes about 7 (measured on the emulated lab under both APIs): the cases that
-are about L2s boot L2 Linux; the cases that are about whether KVM works probe.
+VM, enters it, and gets its hcall back) in a fraction of an L2 Linux boot: the
+cases that are about L2s boot L2 Linux; the cases that are about whether KVM
+works probe.
 """
 
 from __future__ import annotations

@@ -5,10 +5,8 @@ next timer event (Linux `kvmhv_p9_guest_entry`: the run's `hdec_expiry`), a few
 milliseconds away (4 ms at HZ=250), and its L0 must end the run then with an
 HDEC exit.  Around a `with` block, `L2Runs` records the `kvm_hv` tracepoints
 `kvm_guest_enter` and `kvm_guest_exit` in a trace instance of its own (apart
-from the hcall trace, `powernest.hcalls.trace`), then keeps the longest run.
-Measured under QEMU 10.0.2 TCG: 10,000 to 21,000 runs in a 2-vCPU L2's boot, the
-longest 6 ms to 0.9 s, unless the L0 lost an HDEC (`nested.HDEC_LOST`): then 21 s
-or more.
+from the hcall trace, `powernest.hcalls.trace`), then keeps the longest run:
+one that lasted seconds means the L0 lost an HDEC (`nested.HDEC_LOST`).
 """
 
 from __future__ import annotations

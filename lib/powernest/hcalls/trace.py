@@ -17,13 +17,6 @@ snapshot`): recording goes on in the empty buffer while the full one is read
 and cleared, so no event falls between read and clear.  The buffer keeps the
 newest events: when it overflows, the oldest are lost, and the summary says
 how many (`lost`, from the header's entries-in-buffer/entries-written).
-
-Measured (Linux 6.12 L1, one vCPU, QEMU 10.0 TCG L0): under nested-papr,
-loading kvm-hv records about 110k events (54k H_SET_MODE), an L2 boot to its
-prompt 30k to 140k (24 bytes each), and an idle L2 about 38k a second (it
-spins); under nested-hv an L2 boot records about 20k.  A collect costs about
-0.15 s plus 10 to 15 us an event (counting in the TCG L1): 0.3 to 2 s after
-one L2 boot.
 """
 
 from __future__ import annotations
