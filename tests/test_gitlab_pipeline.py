@@ -24,7 +24,7 @@ ENGINE = sorted(ROOT.glob(".tools/gitlab-ci-local-*/node_modules/.bin/gitlab-ci-
 SELECTION = "-k 'test_l1_boots or v2-get-capabilities or v2-set-capabilities-twice'"
 HOSTS = [{"name": "gl-p10", "kind": "tcg", "cpu": "power10", "apis": ["nested-papr"]},
          {"name": "gl-p9", "kind": "tcg", "cpu": "power9", "apis": ["nested-papr"]}]
-_JOB_TIME = re.compile(r"^(shard \[\d/\d\]|report) finished in ([\d.]+ m?s)", re.M)
+_JOB_TIME = re.compile(r"^(shard: \[\d/\d\]|report)\s+finished in ([\d.]+) (m?s)$", re.M)
 
 
 def _workspace(dest: Path) -> Path:
@@ -59,17 +59,20 @@ def test_the_gitlab_pipeline_shards_and_joins_a_run(tmp_path: Path) -> None:
     repo = _workspace(tmp_path / "repo")
     started = time.monotonic()
     pipeline = subprocess.run(
-        [str(ENGINE[-1]), "--cwd", str(repo), "--file", "ci/gitlab-ci.yml",
-         "--shell-isolation", "--no-artifacts-to-source",
+        [str(ENGINE[-1]), "--file", "ci/gitlab-ci.yml", "--shell-isolation",
+         "--no-artifacts-to-source",
          "--variable", f"INVENTORY={inventory}", "--variable", f"PYTEST_ARGS={SELECTION}"],
-        capture_output=True, text=True, timeout=1800)
+        cwd=repo, capture_output=True, text=True, timeout=1800)
     took = time.monotonic() - started
     log = pipeline.stdout + pipeline.stderr
     (tmp_path / "pipeline.log").write_text(log)
-    print(f"pipeline: {took:.0f} s; jobs: {_JOB_TIME.findall(log)}")
+    jobs = {job: float(n) / (1000 if unit == "ms" else 1)
+            for job, n, unit in _JOB_TIME.findall(log)}
+    print(f"pipeline: {took:.0f} s; jobs: {jobs}")
     assert pipeline.returncode == 0, log[-5000:]
-    assert {job for job, _ in _JOB_TIME.findall(log)} == {"shard [1/2]", "shard [2/2]",
-                                                          "report"}, log[-3000:]
+    assert set(jobs) == {"shard: [1/2]", "shard: [2/2]", "report"}, log[-3000:]
+    # side by side: the pipeline took less than its jobs one after another
+    assert took < sum(jobs.values()), jobs
 
     artifacts = repo / ".gitlab-ci-local" / "artifacts" / "report"
     merged = sorted(artifacts.glob("reports/*/junit.xml"))
