@@ -26,8 +26,11 @@ from powernest.testing import (
 pytestmark = pytest.mark.nightly
 
 # An L2 with two vCPUs reaches its prompt after 2 to 6 s of its own clock under v1 (make
-# run, beside another worker); one that takes 20 s waits for its own CPUs.
+# run, beside another worker); one that takes 20 s waits for its own CPUs, unless its L1
+# is that slow itself (the emulated KVM host beside another twin: 55 s): past 20 s, it
+# must reach it within 3 times the time an L2 with one vCPU takes in that L1.
 SMP_L2_PROMPT_WITHIN = 20.0
+SMP_L2_SLOWER_THAN_ONE = 3.0
 # An L1 bounds each L2 run by its next timer event, a few milliseconds away (the longest run
 # of a sound boot: 6 ms to 0.9 s); a run of 10 s outlasted any wait of a busy L0 for a CPU.
 L2_RUN_OVERRUN = 10.0
@@ -72,8 +75,9 @@ def test_two_l2s_at_once(l1: L1, target: Target, pool: GuestPool) -> None:
 def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
                            record_property: pytest.RecordProperty,
                            expect_deviation: Callable[[Deviation], bool]) -> None:
-    """Two L2 vCPUs in a one-vCPU L1: the L1 must run them in turn, and each L2 run must
-    end when its L1 asked (`L2Runs`); where one did not, its L0 lost an HDEC."""
+    """Two L2 vCPUs in a one-vCPU L1: the L1 must run them in turn, the L2 reach its prompt
+    about as soon as one with one vCPU, and each L2 run end when its L1 asked (`L2Runs`);
+    where one did not, its L0 lost an HDEC."""
     runs = L2Runs(l1)
     try:
         with runs:
@@ -85,9 +89,19 @@ def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
             finally:
                 pool.stop(l2)
         record_property("l2_smp2_boot_seconds", seconds)   # bench/run_figures.py: v2/v1
-        assert uptime is not None and uptime < SMP_L2_PROMPT_WITHIN, (
-            f"the L2 with -smp 2 reached its prompt after {uptime} s of its own clock "
-            f"(a stall: within {SMP_L2_PROMPT_WITHIN:.0f} s expected)")
+        assert uptime is not None, "the L2 with -smp 2 printed no uptime at its prompt"
+        if uptime >= SMP_L2_PROMPT_WITHIN:   # a stall, or a slow L1: one vCPU tells
+            one = pool.l2(l1, target)
+            try:
+                single = one.ready_uptime()
+            finally:
+                pool.stop(one)
+            record_property("l2_smp1_uptime", str(single))
+            assert single is not None and uptime < SMP_L2_SLOWER_THAN_ONE * single, (
+                f"the L2 with -smp 2 reached its prompt after {uptime} s of its own clock, "
+                f"one with one vCPU in the same L1 after {single} s (a stall: within "
+                f"{SMP_L2_PROMPT_WITHIN:.0f} s, or {SMP_L2_SLOWER_THAN_ONE:.0f} times the "
+                "one-vCPU L2's, expected)")
         assert_l1_healthy(l1)
     finally:
         record_property("l2_longest_run", str(runs.longest or runs.untraced))
