@@ -18,6 +18,8 @@ import pytest
 import yaml
 from junitparser import JUnitXml
 
+from powernest.lab import default_cache
+
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE = sorted(ROOT.glob(".tools/gitlab-ci-local-*/node_modules/.bin/gitlab-ci-local"))
 # A few cases per host: L1 boots, an hcall row that matches and one with a known deviation.
@@ -61,7 +63,8 @@ def test_the_gitlab_pipeline_shards_and_joins_a_run(tmp_path: Path) -> None:
     pipeline = subprocess.run(
         [str(ENGINE[-1]), "--file", "ci/gitlab-ci.yml", "--shell-isolation",
          "--no-artifacts-to-source",
-         "--variable", f"INVENTORY={inventory}", "--variable", f"PYTEST_ARGS={SELECTION}"],
+         "--variable", f"INVENTORY={inventory}", "--variable", f"PYTEST_ARGS={SELECTION}",
+         "--variable", f"POWERNEST_CACHE={default_cache()}"],   # the lab this run built
         cwd=repo, capture_output=True, text=True, timeout=1800)
     took = time.monotonic() - started
     log = pipeline.stdout + pipeline.stderr
