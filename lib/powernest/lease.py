@@ -9,7 +9,8 @@ record beside the lock (`.json`: owner, run id, start time) says who holds it.
 
 Holding the lease also proves that no other live run uses the host, so every
 QEMU there named `pn.<other run>.<host>...` is left over by a run that is gone
-and is killed (`reap`).
+and is killed (`reap`).  `HostHold` is a run's hold on one host: its lease, or
+why it has none, and what taking it found.
 """
 
 from __future__ import annotations
