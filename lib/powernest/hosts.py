@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from powernest.inventory import Host, InventoryError, Ssh
-from powernest.kinds import L0, kind_of
+from powernest.kinds import L0, HostKind, kind_of
 from powernest.l0qemu import L0Qemu
 from powernest.lab import find_lab
 from powernest.lease import HostHold
@@ -97,6 +97,10 @@ class HostSession:
     def lease_note(self) -> dict[str, Any]:
         """What taking the lease found, for the workers of the run that holds it."""
         return self.hold.note()
+
+    @property
+    def kind(self) -> HostKind:
+        return kind_of(self.host)
 
     @property
     def qemu(self) -> str:
