@@ -41,9 +41,6 @@ premerge: lab
 twins: lab
 	$(VENV)/bin/powernest lab twin powervm,kvm -- $(PYTEST) suites -n 2 --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
-test: lab $(GITLAB_CI_LOCAL)
-	$(PYTEST) tests $(PYTEST_ARGS)
-
 # gitlab-ci-local, the GitLab pipeline engine that runs ci/gitlab-ci.yml in make test
 # (pinned: later releases need Node.js 22; bookworm has 18, this machine kind 20).
 GITLAB_CI_LOCAL_VERSION = 4.60.0
@@ -52,6 +49,9 @@ GITLAB_CI_LOCAL = $(GITLAB_CI_LOCAL_DIR)/node_modules/.bin/gitlab-ci-local
 $(GITLAB_CI_LOCAL): | setup
 	npm install --no-audit --no-fund --prefix $(GITLAB_CI_LOCAL_DIR) \
 	  gitlab-ci-local@$(GITLAB_CI_LOCAL_VERSION)
+
+test: lab $(GITLAB_CI_LOCAL)
+	$(PYTEST) tests $(PYTEST_ARGS)
 
 # Figures: twin boots, dead-host detection, hosts side by side; L1 boot against
 # restore, make premerge and make run wall times, how busy a run keeps its workers.
