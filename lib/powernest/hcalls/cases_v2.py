@@ -63,10 +63,11 @@ CAPABILITIES: tuple[Case, ...] = (
     Case("v2-get-capabilities-processor-mode", V2, GET_CAPS,
          "the modes offered fit the L1's processor (the answer depends on it)",
          (Call("get-caps", GET_CAPS, (0,)), Modes("modes", "get-caps")),
-         f"{RST} H_GUEST_GET_CAPABILITIES: R4 names the processor modes an L2 may run in; "
-         "an L0 can run an L2 in the mode of the L1's own processor, and not in a newer "
-         "mode, whose instructions that processor lacks (QEMU: ppc_check_compat against the "
-         "L1's CPU and max-cpu-compat; PowerVM: the LPAR's processor compatibility mode)",
+         f"{RST} H_GUEST_GET_CAPABILITIES: R4 holds 'the CPU versions (eg POWER9, POWER10) "
+         "that are supported as L2s', which depend on the processor; read here as: the L1's "
+         "own mode is one (an L2 like its L1), and none is newer than the processor, whose "
+         "instructions an L2 runs (QEMU: ppc_check_compat against the L1's CPU and "
+         "max-cpu-compat; PowerVM: the LPAR's processor and compatibility mode)",
          leaves_state=False),
     Case("v2-get-capabilities-reserved-flags", V2, GET_CAPS, "flags bit 0 set (all reserved)",
          (Call("get-caps", GET_CAPS, (1 << 63,), expect=FLAG_ERROR),),

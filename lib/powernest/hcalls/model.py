@@ -213,16 +213,17 @@ class Call:
 @dataclass(frozen=True)
 class Modes:
     """A check of a row whose answer depends on the processor: the processor modes in R4
-    of call `call` (H_GUEST_GET_CAPABILITIES) include the mode of the L1's own processor
-    generation (POWERn in its /proc/cpuinfo: its architected mode under a compatibility
-    mode) and none newer.  The script reads the generation; the verdict compares."""
+    of call `call` (H_GUEST_GET_CAPABILITIES) include the L1's own mode (POWERn in its
+    /proc/cpuinfo: its architected mode under a compatibility mode) and none newer than
+    the processor itself (its PVR, which a compatibility mode does not change).  The
+    script reads both; the verdict compares."""
 
     label: str
     call: str
 
     def describe(self) -> str:
-        return (f"{self.call}'s R4 offers the mode of the L1's processor generation and no "
-                "newer mode")
+        return (f"{self.call}'s R4 offers the L1's own processor mode and none newer than "
+                "its processor")
 
 Step = Alloc | Write | Guard | Call | Stamp | Read | Bound | Modes
 
@@ -266,6 +267,8 @@ CAP_POWER10 = 1 << 61                # H_GUEST_CAP_POWER10
 CAP_POWER11 = 1 << 60                # QEMU spapr_nested.h H_GUEST_CAPABILITIES_P11_MODE
 # The processor-mode bits of H_GUEST_GET_CAPABILITIES' R4, by POWER generation.
 PROCESSOR_MODES = {9: CAP_POWER9, 10: CAP_POWER10, 11: CAP_POWER11}
+# A processor's POWER generation by its PVR's version (the upper half; Linux cputable.h).
+PVR_GENERATIONS = {0x004B: 8, 0x004C: 8, 0x004D: 8, 0x004E: 9, 0x0080: 10, 0x0082: 11}
 DELETE_ALL = 1 << 63                 # H_GUEST_DELETE flags bit 0: deleteAllGuests
 
 

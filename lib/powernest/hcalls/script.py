@@ -177,8 +177,9 @@ def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
         return _comment(f"check {label}: {step.why}", "# ")
     if isinstance(step, Modes):
         return [f"# check: {step.describe()}",
-                "R=generation=$(sed -n 's/^cpu[[:space:]]*: POWER\\([0-9][0-9]*\\).*/\\1/p' "
-                "/proc/cpuinfo | head -n 1)", f"show {label}"]
+                "R=\"generation=$(sed -n 's/^cpu[[:space:]]*: POWER\\([0-9][0-9]*\\).*/\\1/p' "
+                "/proc/cpuinfo | head -n 1) pvr=$(sed -n 's/^revision.*(pvr \\([0-9a-f]*\\) .*/"
+                "\\1/p' /proc/cpuinfo | head -n 1)\"", f"show {label}"]
     args = " ".join(_arg(a) for a in step.args)
     lines = [f"pn call {step.opcode:#x} {args}".rstrip(), f"show {label}"]
     if step.role is Role.CHECK:

@@ -15,6 +15,7 @@ from enum import StrEnum
 from powernest.hcalls import gsb, numbers
 from powernest.hcalls.model import (
     PROCESSOR_MODES,
+    PVR_GENERATIONS,
     Bound,
     Call,
     Case,
@@ -176,16 +177,19 @@ def _check_bound(label: str, bound: Bound, steps: dict[str, Step], run: ScriptRu
 
 
 def _check_modes(label: str, modes: Modes, run: ScriptRun) -> list[str]:
-    generation = run.steps[label].fields.get("generation", "")
+    fields = run.steps[label].fields
+    generation, pvr = fields.get("generation", ""), fields.get("pvr", "")
     offered = run.steps[modes.call].regs.get("r4") if modes.call in run.steps else None
     if not generation.isdigit() or offered is None:
-        return [f"{label}: the run did not produce the L1's processor generation "
+        return [f"{label}: the run did not produce the L1's processor mode "
                 f"({run.steps[label].line!r}) and {modes.call}'s R4"]
     own = int(generation)
-    found = [f"{label}: R4 {offered:#x} lacks the POWER{own} mode of the L1's processor"
+    processor = PVR_GENERATIONS.get(int(pvr, 16), own) if pvr else own
+    found = [f"{label}: R4 {offered:#x} lacks the L1's own POWER{own} mode"
              for g, bit in PROCESSOR_MODES.items() if g == own and not offered & bit]
     found += [f"{label}: R4 {offered:#x} offers the POWER{g} mode, newer than the L1's "
-              f"POWER{own}" for g, bit in PROCESSOR_MODES.items() if g > own and offered & bit]
+              f"POWER{processor} processor" for g, bit in PROCESSOR_MODES.items()
+              if g > processor and offered & bit]
     return found
 
 
