@@ -21,7 +21,7 @@ from powernest.hcalls import replay
 from powernest.inventory import CPU_MODELS, InventoryError, Kind, load_inventory
 from powernest.kinds import kind_of
 from powernest.lab import LabBuildError, build_lab
-from powernest.reporting import dashboard, journal, junit, merge
+from powernest.reporting import coverage, dashboard, journal, junit, merge
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,7 +112,23 @@ def lab_twin(kinds: str, command: tuple[str, ...], workdir: Path, kernel: str) -
 
 @main.group()
 def hcall() -> None:
-    """Hcall-level cases: their reproducers."""
+    """Hcall-level cases: their reproducers, and the spec's clauses they cover."""
+
+
+@hcall.command("coverage")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                default=Path("reports/latest"))
+def hcall_coverage(run_dir: Path) -> None:
+    """The spec's clauses (kvm-nested.rst) against the targets of a run (default: the
+    latest): conforming, deviating (a known deviation), differing, not run there, or
+    checked by no row (with the reason)."""
+    path = run_dir / journal.JOURNAL
+    if not path.is_file():
+        raise click.ClickException(f"{run_dir}: no {journal.JOURNAL} (not a run directory)")
+    cov = coverage.coverage(journal.read(path))
+    if not cov.targets:
+        raise click.ClickException(f"{run_dir}: the run has no hcall case")
+    click.echo(coverage.render(cov))
 
 
 @hcall.command("replay")
