@@ -36,7 +36,7 @@ CASES: list[tuple[str, str, str, dict[str, tuple[str, str | None, str | None]]]]
      {TCG: ("failed", "H_SUCCESS (0)", None), POWERVM: ("passed", "H_PARAMETER (-4)", None)}),
     ("v2-create-vcpu-duplicate", "H_GUEST_CREATE_VCPU", "H_P3 (-56)",
      {TCG: ("failed", None, CRASH), POWERVM: ("passed", "H_P3 (-56)", None)}),
-    ("v2-set-state-vpa-element", "H_GUEST_SET_STATE", LONG,
+    ("v2-set-state-vpa", "H_GUEST_SET_STATE", LONG,
      {TCG: ("xfailed", None, "qemu-system-ppc64: (killed by SIGSEGV) during H_GUEST_SET_STATE")}),
     ("v2-delete-all", "H_GUEST_DELETE", "H_SUCCESS (0)",
      {TCG: ("passed", "H_SUCCESS (0)", None), POWERVM: ("skipped", None, None)}),
@@ -132,8 +132,10 @@ def test_cases_are_grouped_by_l0_one_row_each(page: html.HtmlElement) -> None:
                      "✓ passed", "reproducer"]
     (skipped,) = tables[POWERVM].xpath("./tr[@id][@data-case='v2-delete-all']")
     assert "skipped" in _text(skipped.xpath("./td")[4])
-    (deviation,) = tables[TCG].xpath("./tr[@id][@data-case='v2-set-state-vpa-element']")
+    (deviation,) = tables[TCG].xpath("./tr[@id][@data-case='v2-set-state-vpa']")
     assert "known deviation qemu-v2-vpa-element" in _text(deviation)
+    for coverage in section.xpath(".//table[@class='spec-matrix']"):
+        coverage.getparent().remove(coverage)   # the spec's clauses speak of boots
     assert "boot" not in _text(section)
 
 
@@ -141,7 +143,7 @@ def test_l0_deaths_are_marked_with_their_last_words(page: html.HtmlElement) -> N
     (table,) = _section(page).xpath(having("table", "hcall-cases") + f"[@data-l0='{TCG}']")
     died = table.xpath(having("tr", "died") + "[@id]")
     assert [(r.get("data-case"), r.get("data-outcome")) for r in died] == [
-        ("v2-create-vcpu-duplicate", "failed"), ("v2-set-state-vpa-element", "xfailed")]
+        ("v2-create-vcpu-duplicate", "failed"), ("v2-set-state-vpa", "xfailed")]
     for row in died:
         assert row.xpath(".//span[@class='badge died']")[0].text == "L0 DIED"
         words = row.getnext()
@@ -184,6 +186,23 @@ def test_a_case_seen_by_both_l0s_shows_whether_they_differ(page: html.HtmlElemen
     assert "2 of 4 answered differently" in _text(_section(page).xpath("./h2")[0])
 
 
+def test_the_spec_coverage_sets_the_clauses_against_each_target(
+        page: html.HtmlElement) -> None:
+    (counts,) = _section(page).xpath(having("table", "spec-counts"))
+    targets = [r.get("data-target") for r in counts.xpath("./tr[@data-target]")]
+    assert targets == ["p10-lpar/nested-papr", "p10-tcg/nested-papr"]
+    (matrix,) = _section(page).xpath(having("table", "spec-matrix"))
+
+    def status(clause: str, target: int) -> str:
+        (row,) = matrix.xpath(f"./tr[@data-clause='{clause}']")
+        return _text(row.xpath("./td")[1 + target])
+
+    # v2-get-capabilities passed on both; v2-set-state-vpa met its deviation
+    assert status("v2-get-capabilities-r4-bitmap", 0) == "conforms"
+    assert status("v2-gsb-0x0c02-vpa", 1) == "deviates"
+    assert status("v2-gsb-0x0c02-vpa", 0) == "not run"
+
+
 def test_a_run_without_hcall_cases_has_no_section(tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     _run(reports, hcalls=False)
@@ -199,7 +218,7 @@ def test_junit_failure_of_a_dead_l0_is_typed_l0_died(reports: Path) -> None:
              for c in tree.iter("testcase") for r in c if r.tag in ("failure", "skipped")}
     assert types == {"v2-create-guest-bad-flags": ("failure", "failure"),
                      "v2-create-vcpu-duplicate": ("failure", "l0-died"),
-                     "v2-set-state-vpa-element": ("skipped", "known-deviation"),
+                     "v2-set-state-vpa": ("skipped", "known-deviation"),
                      "v2-delete-all": ("skipped", "skipped")}
 
 
