@@ -27,10 +27,11 @@ pytestmark = pytest.mark.nightly
 
 # An L2 with two vCPUs reaches its prompt after 2 to 6 s of its own clock under v1 (make
 # run, beside another worker); one that takes 20 s waits for its own CPUs, unless its L1
-# is that slow itself (the emulated KVM host beside another twin: 55 s): past 20 s, it
-# must reach it within 3 times the time an L2 with one vCPU takes in that L1.
+# is that slow itself (the emulated KVM host beside another twin: 55 to 83 s, 3 times an
+# L2 with one vCPU there): past 20 s, it must reach it within 5 times the time an L2 with
+# one vCPU takes in that L1 (a v2 stall: 30 to 45 times).
 SMP_L2_PROMPT_WITHIN = 20.0
-SMP_L2_SLOWER_THAN_ONE = 3.0
+SMP_L2_SLOWER_THAN_ONE = 5.0
 # An L1 bounds each L2 run by its next timer event, a few milliseconds away (the longest run
 # of a sound boot: 6 ms to 0.9 s); a run of 10 s outlasted any wait of a busy L0 for a CPU.
 L2_RUN_OVERRUN = 10.0
