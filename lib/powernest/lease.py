@@ -160,6 +160,7 @@ class HostHold:
                    list(note["reaped"]))
 
     def release(self) -> None:
+        """Let the lease go, if this run holds it."""
         if self.lease:
             self.lease.release()
             self.lease = None
