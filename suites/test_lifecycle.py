@@ -91,7 +91,12 @@ def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
                 pool.stop(l2)
         record_property("l2_smp2_boot_seconds", seconds)   # bench/run_figures.py: v2/v1
         assert uptime is not None, "the L2 with -smp 2 printed no uptime at its prompt"
-        if uptime >= SMP_L2_PROMPT_WITHIN:   # a stall, or a slow L1: one vCPU tells
+        if uptime >= SMP_L2_PROMPT_WITHIN:
+            # the L0's known stall is a strict xfail as it is; otherwise a stall, or a
+            # slow L1: an L2 with one vCPU tells
+            assert not expect_deviation(SMP_L2_STALLS), (
+                f"the L2 with -smp 2 reached its prompt after {uptime} s of its own clock "
+                f"(a stall: within {SMP_L2_PROMPT_WITHIN:.0f} s expected)")
             one = pool.l2(l1, target)
             try:
                 single = one.ready_uptime()
