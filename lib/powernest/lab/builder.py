@@ -251,13 +251,9 @@ def hcall_module_for(release: str, cache: Path | None = None, log: Log = print) 
     with _locked(cache / "lab", log):   # the apt state and the debs are the lab build's
         if dest.is_file():
             return dest
-        headers = f"linux-headers-{release}"
         apt = _apt(cache, log)
-        found = [version for _, version, _ in apt.versions([f"{headers}:ppc64el"])]
-        if not found:
-            raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
-                                "machine's Debian archive")
-        packages = kbuild_packages(f"linux-image-{release}", found[0])
+        _, version, _ = _headers(apt, release)
+        packages = kbuild_packages(f"linux-image-{release}", version)
         with tempfile.TemporaryDirectory(dir=cache, prefix=".hcall-") as tmp:
             x = Path(tmp)
             _dpkg_extract(*_fetch(apt, packages, cache / "debs", log).values(),
@@ -266,6 +262,17 @@ def hcall_module_for(release: str, cache: Path | None = None, log: Log = print) 
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(x / HCALL_MODULE, dest)
     return dest
+
+
+def _headers(apt: PrivateApt, release: str) -> tuple[str, str, str]:
+    """The ppc64el headers package of kernel `release`: its name, version and suite;
+    `LabBuildError` if the machine's Debian archive has none."""
+    headers = f"linux-headers-{release}"
+    found = apt.versions([f"{headers}:ppc64el"])
+    if not found:
+        raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
+                            "machine's Debian archive")
+    return headers, found[0][1], found[0][2]
 
 
 def build_host_initrd(release: str, cache: Path | None = None, log: Log = print) -> Path:
@@ -278,13 +285,9 @@ def build_host_initrd(release: str, cache: Path | None = None, log: Log = print)
     with _locked(cache / "lab", log):   # the apt state and the debs are the lab build's
         if dest.is_file():
             return dest
-        headers = f"linux-headers-{release}"
         apt = _apt(cache, log)
-        suites = [suite for _, _, suite in apt.versions([f"{headers}:ppc64el"])]
-        if not suites:
-            raise LabBuildError(f"no {headers} (ppc64el) in {' or '.join(SUITES)} of this "
-                                "machine's Debian archive")
-        packages = apt.resolve([headers, *BUILD_HOST], suites[0])
+        headers, _, suite = _headers(apt, release)
+        packages = apt.resolve([headers, *BUILD_HOST], suite)
         debs = _fetch(apt, packages, cache / "debs", log)
         with tempfile.TemporaryDirectory(dir=cache, prefix=".build-host-") as tmp:
             root = Path(tmp) / BUILD_HOST_ROOT
