@@ -262,7 +262,8 @@ def _synthetic(row: Case, change: dict[str, str] | None = None, stop: int | None
             result = f"generation={GENERATION} pvr=0080"
         else:
             regs = {"r4": modes[label]} if label in modes else {}
-            regs.update(step.expect.regs)
+            regs.update((reg, want[0] if isinstance(want, tuple) else want)
+                        for reg, want in step.expect.regs)
             code = numbers.rc(step.expect.codes[0])
             result = f"rc={code} " + " ".join(
                 f"r{i}=0x{regs.get(f'r{i}', n + i if i == 4 else 0):x}" for i in range(4, 13))

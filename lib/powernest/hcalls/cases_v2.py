@@ -24,6 +24,7 @@ from powernest.hcalls.model import (
     Expr,
     Guard,
     Modes,
+    RegWant,
     Role,
     Var,
     caps,
@@ -47,11 +48,13 @@ CONVENTION = "PAPR convention: bad parameter n -> H_Pn"
 GET_CAPS, SET_CAPS = "H_GUEST_GET_CAPABILITIES", "H_GUEST_SET_CAPABILITIES"
 CREATE, CREATE_VCPU = "H_GUEST_CREATE", "H_GUEST_CREATE_VCPU"
 RUN, DELETE = "H_GUEST_RUN_VCPU", "H_GUEST_DELETE"
-ONE_INVALID_BITMAP = (("r4", 1),)
+# One bitmap is defined, so the first invalid one has index 0 or 1 (no base is given)
+ONE_INVALID_BITMAP = (("r4", 1), ("r5", (0, 1)))
+R5_DEVIATION = "qemu-v2-set-capabilities-r5"
 
 
 def _set_caps(label: str, bitmap: Var | Expr | int, expect_codes: tuple[str, ...],
-              regs: tuple[tuple[str, int], ...] = ()) -> Call:
+              regs: tuple[tuple[str, RegWant], ...] = ()) -> Call:
     return Call(label, SET_CAPS, (0, bitmap), Role.CHECK, rc(*expect_codes, regs=regs))
 
 
@@ -84,25 +87,26 @@ CAPABILITIES: tuple[Case, ...] = (
          (caps()[0], _set_caps("set-caps", Expr("{caps} | 0x100000000"), ("H_P2",),
                                regs=ONE_INVALID_BITMAP)),
          f"{RST}: capabilitiesBitmap1 holds only capabilities advertised by GET; "
-         "R3=H_P2, R4=number of invalid bitmaps (1)", leaves_state=False),
+         "R3=H_P2, R4=number of invalid bitmaps (1), R5=index of the first (0 or 1)",
+         leaves_state=False, deviations=(R5_DEVIATION,)),
     Case("v2-set-capabilities-copy-mem-not-offered", V2, SET_CAPS,
          "COPY_MEM set although GET did not offer it",
          (caps()[0], Guard("copy-mem-not-offered", Expr(f"({{caps}} & {CAP_COPY_MEM:#x}) == 0"),
                            "this L0 offers COPY_MEM"),
           _set_caps("set-caps", Expr(f"{{caps}} | {CAP_COPY_MEM:#x}"), ("H_P2",),
                     regs=ONE_INVALID_BITMAP)),
-         f"{RST}: only capabilities advertised through GET; R3=H_P2, R4=1",
-         leaves_state=False),
+         f"{RST}: only capabilities advertised through GET; R3=H_P2, R4=1, R5=0 or 1",
+         leaves_state=False, deviations=(R5_DEVIATION,)),
     Case("v2-set-capabilities-mode-not-offered", V2, SET_CAPS,
          "the POWER11 mode set on an L0 that does not offer it",
          (caps()[0], Guard("p11-not-offered", Expr(f"({{caps}} & {CAP_POWER11:#x}) == 0"),
                            "this L0 offers the POWER11 mode"),
           _set_caps("set-caps", Expr(f"{{caps}} | {CAP_POWER11:#x}"), ("H_P2",),
                     regs=ONE_INVALID_BITMAP)),
-         f"{RST}: only capabilities advertised through GET; R3=H_P2, R4=1",
+         f"{RST}: only capabilities advertised through GET; R3=H_P2, R4=1, R5=0 or 1",
          leaves_state=True, needs_fresh=True, deviations=("qemu-v2-set-capabilities-unoffered",)),
     Case("v2-set-capabilities-empty", V2, SET_CAPS, "an empty bitmap: no processor mode",
-         (_set_caps("set-caps", 0, ("H_P2",), regs=ONE_INVALID_BITMAP),),
+         (_set_caps("set-caps", 0, ("H_P2",), regs=(("r4", 1),)),),
          "spec silent on an empty bitmap: QEMU h_guest_set_capabilities answers H_P2, R4=1, "
          "R5=the first supported mode; Linux always passes GET's bitmap back",
          leaves_state=False),

@@ -546,11 +546,14 @@ ROW_CLAUSES: dict[str, tuple[str, ...]] = {
                             "v2-set-capabilities-subset-of-get"),
     "v2-set-capabilities-reserved-flags": ("v2-set-capabilities-flags-reserved",),
     "v2-set-capabilities-unknown-bit": ("v2-set-capabilities-only-advertised",
-                                        "v2-set-capabilities-p2-r4-invalid-count"),
+                                        "v2-set-capabilities-p2-r4-invalid-count",
+                                        "v2-set-capabilities-p2-r5-first-invalid"),
     "v2-set-capabilities-copy-mem-not-offered": ("v2-set-capabilities-only-advertised",
-                                                 "v2-set-capabilities-p2-r4-invalid-count"),
+                                                 "v2-set-capabilities-p2-r4-invalid-count",
+                                                 "v2-set-capabilities-p2-r5-first-invalid"),
     "v2-set-capabilities-mode-not-offered": ("v2-set-capabilities-only-advertised",
-                                             "v2-set-capabilities-p2-r4-invalid-count"),
+                                             "v2-set-capabilities-p2-r4-invalid-count",
+                                             "v2-set-capabilities-p2-r5-first-invalid"),
     "v2-set-capabilities-empty": (),           # "spec silent on an empty bitmap"
     "v2-set-capabilities-twice": (),           # "spec silent on a repeated call"
     "v2-set-capabilities-subset": ("v2-set-capabilities-subset-of-get",),
@@ -617,6 +620,18 @@ ROW_CLAUSES: dict[str, tuple[str, ...]] = {
     "v2-set-state-length-3": ("v2-gsb-header-count", "v2-set-state-buffer-size"),
     "v2-set-state-length-over-max": (),        # "kvm-nested.rst sets no maximum": silent
     "v2-get-state-buffer-outside-ram": ("v2-get-state-databuffer-real-address",),
+    "v2-set-state-unknown-guest": ("v2-set-state-guestid-from-create",),
+    "v2-set-state-unknown-vcpu": ("v2-set-state-vcpuid-from-create-vcpu",),
+    "v2-set-state-buffer-outside-ram": ("v2-set-state-databuffer-real-address",),
+    "v2-set-state-nop-element": ("v2-gsb-0x0000-nop",),
+    "v2-get-state-nop-element": ("v2-gsb-0x0000-nop",),
+    "v2-set-state-reserved-element-0x1053": ("v2-gsb-reserved-0x1053-0x1fff",
+                                             "v2-set-state-r4-invalid-element-id"),
+    "v2-get-state-reserved-element-0x3040": ("v2-gsb-reserved-0x3040-0xefff",
+                                             "v2-get-state-r4-invalid-element-id"),
+    "v2-get-state-vcpu-element-as-guest-wide": ("v2-get-state-ids-match-flag", "v2-gsb-scope"),
+    "v2-get-state-deleted-guest": ("v2-delete-deletes-l2", "v2-delete-deletes-vcpus",
+                                   "v2-get-state-guestid-from-create"),
     "v2-get-state-reserved-flags": ("v2-get-state-flags-reserved",),
     "v2-set-state-reserved-flags": ("v2-set-state-flags-reserved",),
     "v2-set-state-run-input-address-0": ("v2-gsb-0x0c00-run-input-buffer",),
@@ -782,9 +797,6 @@ UNCOVERED: dict[str, str] = {
     "v1-enter-nested-untouched-registers":
         "no row loads vector registers or SPRs outside hv_guest_state before H_ENTER_NESTED"
         " and checks the L2 sees them",
-    "v2-set-capabilities-p2-r5-first-invalid":
-        "the H_P2 rows compare R4 only; R5 is never checked (and the document gives no "
-        "index base)",
     "v2-create-busy-r4-continue-token":
         "needs an L0 that answers H_GUEST_CREATE with H_Busy/H_LongBusyOrder; no row can "
         "force one",
@@ -792,9 +804,6 @@ UNCOVERED: dict[str, str] = {
         "needs the L0's memory exhausted; no row does that",
     "v2-create-vcpu-not-enough-resources":
         "needs the L0's memory exhausted; no row does that",
-    "v2-get-state-ids-match-flag":
-        "only SET has scope-mismatch rows; no GET row asks for a vCPU element with the wide"
-        " flag or a guest-wide one without it",
     "v2-get-state-take-ownership":
         "no row uses takeOwnershipOfVcpuState (flags bit 1); QEMU has no element 0x0001 "
         "(qemu-v2-host-state-size)",
@@ -817,13 +826,6 @@ UNCOVERED: dict[str, str] = {
         "no row uses returnOwnershipOfVcpuState (flags bit 1)",
     "v2-set-state-return-ownership-buffer-size":
         "no row uses the ownership flags",
-    "v2-set-state-guestid-from-create":
-        "only GET has an unknown-guest row; no SET row uses an ID never handed out",
-    "v2-set-state-vcpuid-from-create-vcpu":
-        "only GET has an unknown-vCPU row; no SET row names a vCPU never created",
-    "v2-set-state-databuffer-real-address":
-        "only GET has an outside-RAM row; no SET row passes a GSB address outside the L1's "
-        "RAM",
     "v2-set-state-l0-only-reads":
         "no row reads a SET buffer back to check the L0 left it untouched",
     "v2-run-vcpu-input-gsb-vcpu-only":
@@ -847,14 +849,6 @@ UNCOVERED: dict[str, str] = {
     "v2-exit-r4-0x000-unspecified":
         "an L0-chosen stop (e.g. a host interrupt); no row can provoke it, and the exit "
         "rows would count it a failure",
-    "v2-delete-deletes-vcpus":
-        "no row uses a vCPU of a deleted guest (GET_STATE or RUN after H_GUEST_DELETE)",
-    "v2-gsb-0x0000-nop":
-        "no row sends a NOP element",
-    "v2-gsb-reserved-0x1053-0x1fff":
-        "no row uses an ID in this range",
-    "v2-gsb-reserved-0x3040-0xefff":
-        "no row uses an ID in this range",
 }
 
 
@@ -876,6 +870,8 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
                                    "v2-run-vcpu-input-element-errors"),
     # element 0x0001 (R, guest-wide: size of the L0 vCPU state) does not exist in QEMU
     "qemu-v2-host-state-size": ("v2-gsb-0x0001-l0-vcpu-state-size",),
+    # R5 after H_P2 is a bit number or the bitmap passed in, not the first invalid bitmap
+    "qemu-v2-set-capabilities-r5": ("v2-set-capabilities-p2-r5-first-invalid",),
     # a mode GET did not advertise is accepted (R3 is H_Success, so the H_P2/R4 clause
     # is never reached)
     "qemu-v2-set-capabilities-unoffered": ("v2-set-capabilities-only-advertised",),
@@ -886,6 +882,7 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
     # vcpuId is never checked against H_GUEST_CREATE_VCPU; the guest-wide 0x0002 is kept per
     # vCPU, so a guest-wide GET needs a vCPU
     "qemu-v2-state-unchecked-vcpu": ("v2-get-state-vcpuid-from-create-vcpu",
+                                     "v2-set-state-vcpuid-from-create-vcpu",
                                      "v2-gsb-0x0002-run-output-size",
                                      "v2-get-state-flag-guest-wide"),
     # a buffer too short for the 4-byte count, or of a size the document allows (over
@@ -897,7 +894,8 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
                                   "v2-gsb-0x0c00-run-input-buffer",
                                   "v2-gsb-0x0c01-run-output-buffer"),
     # an address that is no L1 real address is taken for an (empty) GSB
-    "qemu-v2-gsb-outside-ram": ("v2-get-state-databuffer-real-address",),
+    "qemu-v2-gsb-outside-ram": ("v2-get-state-databuffer-real-address",
+                                "v2-set-state-databuffer-real-address"),
     # QEMU does refuse the run; H_INPUT/OUTPUT_BUFFER_NOT_DEFINED come from hvcall.h, the
     # document names no code
     "qemu-v2-run-buffers-not-defined": (),

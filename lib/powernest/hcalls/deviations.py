@@ -49,6 +49,12 @@ ANSWER_DEVIATIONS: tuple[Deviation, ...] = (
         "H_GUEST_SET_CAPABILITIES accepts a processor mode GET did not offer",
         "h_guest_set_capabilities checks only 'capabilities & ~H_GUEST_CAP_VALID_MASK' (all "
         "modes QEMU knows), not the modes ppc_check_compat offered in GET"),
+    _qemu_v2("qemu-v2-set-capabilities-r5",
+        "H_GUEST_SET_CAPABILITIES' H_P2 leaves in R5 a bit number (unknown bit) or the bitmap "
+        "passed in (COPY_MEM), not the index of the first invalid bitmap",
+        "h_guest_set_capabilities: for a bit outside H_GUEST_CAP_VALID_MASK "
+        "'env->gpr[5] = 63 - ctz64(capabilities)', the IBM bit number of the lowest bit set; "
+        "for COPY_MEM it sets only gpr[4] = 1, so R5 keeps the bitmap argument"),
     _qemu_v2("qemu-v2-vcpu-ids-linear",
         "H_GUEST_CREATE_VCPU aborts the L0 for any vCPU ID but the next in sequence",
         "h_guest_create_vcpu: 'assert(vcpuid == guest->nr_vcpus); /* linear vcpuid "

@@ -44,6 +44,7 @@ class Expr:
 
 Arg = int | Var | Addr | Expr
 Chunk = bytes | Addr      # an Addr in written data is its 8-byte big-endian address
+RegWant = int | tuple[int, ...]   # an output register's value, or the values it may hold
 
 
 class Role(StrEnum):
@@ -54,10 +55,11 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Expect:
-    """What a call must return: one of `codes` (names), and these output registers."""
+    """What a call must return: one of `codes` (names), and these output registers, each
+    a value or a tuple of the values it may hold."""
 
     codes: tuple[str, ...]
-    regs: tuple[tuple[str, int], ...] = ()
+    regs: tuple[tuple[str, RegWant], ...] = ()
     distinct_from: tuple[str, ...] = ()   # labels of calls whose R4 this R4 must differ from
 
     def accepts(self, rc: int) -> bool:
@@ -68,12 +70,21 @@ class Expect:
         names = " or ".join(
             "H_UNSUPPORTED_FLAG_START..END (-256..-511)" if n == numbers.UNSUPPORTED_FLAG
             else f"{n} ({numbers.rc(n)})" for n in self.codes)
-        regs = "".join(f", {r.upper()}={v:#x}" for r, v in self.regs)
+        regs = "".join(f", {r.upper()}={describe_want(v)}" for r, v in self.regs)
         distinct = "".join(f", R4 not that of {label}" for label in self.distinct_from)
         return names + regs + distinct
 
 
-def rc(*codes: str, regs: tuple[tuple[str, int], ...] = (),
+def describe_want(want: RegWant) -> str:
+    """`0x1` for one value, `0x0 or 0x1` for a choice."""
+    return " or ".join(f"{v:#x}" for v in (want if isinstance(want, tuple) else (want,)))
+
+
+def reg_accepts(want: RegWant, value: int | None) -> bool:
+    return value in want if isinstance(want, tuple) else value == want
+
+
+def rc(*codes: str, regs: tuple[tuple[str, RegWant], ...] = (),
        distinct_from: tuple[str, ...] = ()) -> Expect:
     return Expect(codes, regs, distinct_from)
 

@@ -24,7 +24,9 @@ from powernest.hcalls.model import (
     Ref,
     Role,
     Step,
+    describe_want,
     element_name,
+    reg_accepts,
 )
 from powernest.hcalls.script import labelled
 
@@ -200,9 +202,9 @@ def _check(label: str, call: Call, run: ScriptRun) -> list[str]:
     if not call.expect.accepts(result.rc):
         return [f"{label}: {call.hcall} required {call.expect.describe()}, observed "
                 f"{numbers.describe_rc(result.rc)}"]
-    found = [f"{label}: required {reg.upper()}={want:#x}, observed "
+    found = [f"{label}: required {reg.upper()}={describe_want(want)}, observed "
              f"{result.regs.get(reg, 0):#x}"
-             for reg, want in call.expect.regs if result.regs.get(reg) != want]
+             for reg, want in call.expect.regs if not reg_accepts(want, result.regs.get(reg))]
     for other in call.expect.distinct_from:
         if other in run.steps and run.steps[other].regs.get("r4") == result.regs.get("r4"):
             found.append(f"{label}: R4 {result.regs.get('r4', 0):#x} repeats {other}'s")
