@@ -193,14 +193,21 @@ def test_the_spec_coverage_sets_the_clauses_against_each_target(
     assert targets == ["p10-lpar/nested-papr", "p10-tcg/nested-papr"]
     (matrix,) = _section(page).xpath(having("table", "spec-matrix"))
 
-    def status(clause: str, target: int) -> str:
+    def cell(clause: str, target: int) -> html.HtmlElement:
         (row,) = matrix.xpath(f"./tr[@data-clause='{clause}']")
-        return _text(row.xpath("./td")[1 + target])
+        return row.xpath("./td")[1 + target]
 
-    # v2-get-capabilities passed on both; v2-set-state-vpa met its deviation
+    def status(clause: str, target: int) -> str:
+        return (cell(clause, target).text or "").strip()
+
+    # v2-get-capabilities passed on both; v2-set-state-vpa met its deviation, named in
+    # its cell; a clause no row checks says why beside its text
     assert status("v2-get-capabilities-r4-bitmap", 0) == "conforms"
     assert status("v2-gsb-0x0c02-vpa", 1) == "deviates"
+    assert _text(cell("v2-gsb-0x0c02-vpa", 1)) == "deviatesqemu-v2-vpa-element"
     assert status("v2-gsb-0x0c02-vpa", 0) == "not run"
+    (unchecked,) = matrix.xpath("./tr[@data-clause='v2-create-not-enough-resources']/td[1]")
+    assert "not checked: needs the L0's memory exhausted" in _text(unchecked)
 
 
 def test_a_run_without_hcall_cases_has_no_section(tmp_path: Path) -> None:

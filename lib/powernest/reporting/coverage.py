@@ -45,6 +45,11 @@ class Coverage:
         """The clause on the target; None where the target's API is another."""
         return self.cells.get((clause.id, target))
 
+    @staticmethod
+    def why_unchecked(clause: Clause) -> str:
+        """Why no row checks the clause; "" when one does."""
+        return "" if rows_checking(clause.id) else UNCOVERED.get(clause.id, "")
+
     def counts(self, target: str) -> Counter[str]:
         return Counter(c.status for (_, t), c in self.cells.items() if t == target)
 
