@@ -4,10 +4,12 @@ rebuild reports."""
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -17,10 +19,15 @@ import yaml
 from powernest import scheduling, shard, twins
 from powernest.console import ConsoleError
 from powernest.errors import PowernestError
-from powernest.hcalls import replay
+from powernest.hcalls import driver, replay
+from powernest.hcalls.campaign import Campaign
+from powernest.hcalls.runner import HcallRunner
+from powernest.hosts import HostSession
 from powernest.inventory import CPU_MODELS, InventoryError, Kind, load_inventory
-from powernest.kinds import kind_of
-from powernest.lab import LabBuildError, build_lab
+from powernest.kinds import Ability, Target, kind_of
+from powernest.lab import LabBuildError, build_lab, hcall_module_for, qemu_build
+from powernest.nested import API
+from powernest.pool import GuestPool
 from powernest.reporting import coverage, dashboard, journal, junit, merge
 
 
@@ -49,6 +56,19 @@ def lab_build(force: bool, cache: Path | None) -> None:
     except LabBuildError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"lab: {images.root}")
+
+
+@lab.command("qemu")
+@click.option("--asan", is_flag=True, required=True,
+              help="With AddressSanitizer (the only variant so far).")
+def lab_qemu(asan: bool) -> None:
+    """Build this machine's QEMU from Debian's source with a sanitizer; print its path
+    (for `powernest hcall campaign --qemu` or an inventory's `qemu`)."""
+    try:
+        binary = qemu_build.asan(log=lambda line: click.echo(f"qemu: {line}", err=True))
+    except LabBuildError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(binary)
 
 
 @lab.command("twin", context_settings={"ignore_unknown_options": True})
@@ -129,6 +149,74 @@ def hcall_coverage(run_dir: Path) -> None:
     if not cov.targets:
         raise click.ClickException(f"{run_dir}: the run has no hcall case")
     click.echo(coverage.render(cov))
+
+
+def _seconds(text: str) -> float:
+    """'90s', '10m', '1h' or a number of seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text and text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: a duration such as 90s, 10m or 1h") from None
+
+
+@hcall.command("campaign")
+@click.option("--host", "host_name", required=True, help="The inventory's host to search.")
+@click.option("--api", type=click.Choice([a.value for a in API]), required=True)
+@click.option("--budget", default="10m", show_default=True,
+              help="Time spent running programs (minimizing excluded): 90s, 10m, 1h.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="The same seed gives the same programs.")
+@click.option("--qemu", default=None, help="The L0 QEMU binary instead of the host's "
+              "(e.g. one built with AddressSanitizer: powernest lab qemu --asan).")
+@click.option("--programs", "max_programs", type=int, default=None,
+              help="Stop after this many programs, even within the budget.")
+@click.option("--no-baseline", is_flag=True, help="Do not first run the table's rows that "
+              "may crash the L0 (then a crash cannot be told new).")
+@click.option("--inventory", "inventory_file", type=click.Path(path_type=Path),
+              default=Path("hosts.yaml"), show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="The campaign's directory (default: reports/campaigns/HOST-API-SEED-TIME).")
+def hcall_campaign(host_name: str, api: str, budget: str, seed: int, qemu: str | None,
+                   max_programs: int | None, no_baseline: bool, inventory_file: Path,
+                   out: Path | None) -> None:
+    """Search an L0's nested API for crashes with mutated hcall programs; each crash
+    key is minimized into a reproducer for `powernest hcall replay`."""
+    seconds = _seconds(budget)
+    try:
+        (host,) = load_inventory(inventory_file).select([host_name])
+    except InventoryError as exc:
+        raise click.ClickException(str(exc)) from None
+    if reason := kind_of(host).lacks(Ability.CRASHES_L0, host):
+        raise click.ClickException(f"{host.name}: a campaign crashes L0s on purpose; {reason}")
+    if qemu is not None:
+        host = host.model_copy(update={"qemu": qemu})
+    run_id = f"campaign-{secrets.token_hex(2)}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = (out or Path("reports") / "campaigns" / f"{host.name}-{api}-{seed}-{stamp}").resolve()
+    target = Target(host, API(api))
+    try:
+        lab = build_lab(log=click.echo)
+        session = HostSession.open(host, run_id, lease_timeout=5)
+    except PowernestError as exc:
+        raise click.ClickException(str(exc)) from None
+    pool = GuestPool(run_id, out / "consoles", lab, lambda _: session)
+    runner = HcallRunner(pool, lab.hcall_modules, out,
+                         build=lambda release: hcall_module_for(release, log=click.echo))
+    campaign = Campaign(pool, target, lambda l1: driver.install(l1, runner.module_for(l1, target)),
+                        out, seed, session.l0.description, log=click.echo)
+    click.echo(f"campaign: {host.name}/{api} under {session.l0.description}, seed {seed}, "
+               f"budget {seconds:.0f} s, in {out}")
+    try:
+        summary = campaign.run(seconds, max_programs, baseline=not no_baseline)
+    except PowernestError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        pool.close()
+        session.close()
+    click.echo(summary.render())
 
 
 @hcall.command("replay")

@@ -71,13 +71,20 @@ class L0Died(ConsoleClosed):
                          closed.log, closed.output, closed.ended)
 
 
+SANITIZER_LINES = 400   # a sanitizer's report: its frames and shadow map come after the error
+
+
 def last_words(console_text: str, lines: int = 60) -> list[str]:
     """QEMU's error messages at the end of an L1's console log (its stderr is there too):
-    `qemu-system-...: ...` errors, assertion failures and glib's `ERROR:` lines."""
+    `qemu-system-...: ...` errors, assertion failures, glib's `ERROR:` lines and a
+    sanitizer's summary (`SUMMARY: AddressSanitizer: ...`, UBSan's `runtime error:`)."""
     recent = "\n".join(line for line in tail(console_text, lines).splitlines()
                        if not line.startswith(NOTE))
     glib = [line.strip() for line in recent.splitlines() if line.startswith("ERROR:")]
-    return errors(recent) + glib
+    sanitizer = [line.strip() for line in tail(console_text, SANITIZER_LINES).splitlines()
+                 if line.startswith("SUMMARY: ") and "Sanitizer" in line
+                 or "runtime error:" in line]
+    return errors(recent) + glib + sanitizer
 
 
 def kernel_series(release: str) -> str:

@@ -192,7 +192,7 @@ class HcallRunner:
         except L0Died as died:
             run = parse(died.output)
             return CaseRun(case, judge(case, run), died.output, l1.log_path,
-                           _observed(case, run), died, _in_flight(case, run))
+                           _observed(case, run), died, in_flight(case, run))
         run = parse(output)
         return CaseRun(case, judge(case, run), output, l1.log_path, _observed(case, run))
 
@@ -212,7 +212,7 @@ class HcallRunner:
             self.pool.stop(l1)
 
 
-def _in_flight(case: Case, run: ScriptRun) -> str:
+def in_flight(case: Case, run: ScriptRun) -> str:
     """The first call of `case` the script did not see an answer to, as
     `H_NAME(args)` with its arguments as the script computed them."""
     for label, step in labelled(case):
