@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import pytest
 from lxml import html
 
+from powernest.hcalls.campaign import Crash, Summary
 from powernest.reporting import dashboard, journal, junit
 from test_reporting import CHROMIUM, chromium, having
 
@@ -208,6 +209,32 @@ def test_the_spec_coverage_sets_the_clauses_against_each_target(
     assert status("v2-gsb-0x0c02-vpa", 0) == "not run"
     (unchecked,) = matrix.xpath("./tr[@data-clause='v2-create-not-enough-resources']/td[1]")
     assert "not checked: needs the L0's memory exhausted" in _text(unchecked)
+
+
+def test_campaign_crashes_are_listed_beside_the_table(reports: Path) -> None:
+    folder = reports / "campaigns" / "p10-tcg-nested-papr-1"
+    summary = Summary("p10-tcg", "nested-papr", 1, 600.0, "QEMU 10.0.2 (TCG)", baseline_s=40.0,
+                      table_keys={"h_guest_create_vcpu (spapr_nested.c:1430)": ["v2-x"]})
+    summary.crashes = [
+        Crash("h_guest_create_vcpu (spapr_nested.c:1430)", "assertion (killed by SIGABRT)",
+              "H_GUEST_CREATE_VCPU(0x0, guest=0x1, 0x2)", 20.0, 7, 3, 12, 4, True, ["v2-x"],
+              "crashes/h_guest_create_vcpu"),
+        Crash("killed by SIGSEGV in H_GUEST_RUN_VCPU", "it printed no error (killed by SIGSEGV)",
+              "H_GUEST_RUN_VCPU(0x0, guest=0x1, 0x0)", 90.0, 40, 1, 9, 5, True, [],
+              "crashes/killed-by-SIGSEGV-in-H_GUEST_RUN_VCPU")]
+    folder.mkdir(parents=True)
+    summary.write(folder)
+    page = html.parse(str(dashboard.build(reports))).getroot()
+    (table,) = _section(page).xpath(having("table", "campaign-crashes"))
+    rows = table.xpath("./tr[@data-key]")
+    assert [r.get("data-key") for r in rows] == [   # the new one first
+        "killed by SIGSEGV in H_GUEST_RUN_VCPU", "h_guest_create_vcpu (spapr_nested.c:1430)"]
+    assert _text(rows[0].xpath("./td[@class='rows']")[0]) == "new"
+    assert _text(rows[1].xpath("./td[@class='rows']")[0]) == "v2-x"
+    assert "9 → 5" in _text(rows[0])
+    (link,) = rows[0].xpath(".//a")
+    assert link.get("href") == ("campaigns/p10-tcg-nested-papr-1/crashes/"
+                                "killed-by-SIGSEGV-in-H_GUEST_RUN_VCPU/reproducer.sh")
 
 
 def test_a_run_without_hcall_cases_has_no_section(tmp_path: Path) -> None:

@@ -314,7 +314,7 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
                 if c.host != before.host},
         rows=_rows(entries), failures=list(failures.values()),
         deviations=deviations, hcall=hcalls.section(entries, run_dir, reports),
-        spec=coverage.coverage(run),
+        spec=coverage.coverage(run), campaigns=hcalls.campaign_crashes(reports),
         flaky=[e for e in entries if e.flaky],
         trend=history.trend(shown, record["run_id"]), runs=len(shown),
         run_href=quote(os.path.relpath(run_dir, reports)),

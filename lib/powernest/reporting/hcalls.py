@@ -4,7 +4,8 @@ An hcall case (`suites/test_hcalls.py`) carries the properties `hcall_case`
 (its id in the case table), `hcall`, `hcall_required`, `hcall_observed`
 (absent when nothing came back), `l0_died` (the L0's last words, only when
 it died) and `reproducer` (its script, relative to the run directory); `l0`
-names the implementation that answered.
+names the implementation that answered.  Beside them, the crashes that hcall
+campaigns found (`reports/campaigns/*/summary.json`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from powernest.hcalls.campaign import SUMMARY, Crash, Summary
 from powernest.reporting.entry import Entry
 from powernest.reporting.history import FAILING, OUTCOMES
 
@@ -173,3 +175,27 @@ def section(entries: list[Entry], run_dir: Path, reports: Path) -> Hcalls | None
     for row in rows:
         groups.setdefault(row.l0, Group(row.l0)).rows.append(row)
     return Hcalls(sorted(groups.values(), key=lambda g: g.l0), _lines(rows))
+
+
+@dataclass(frozen=True)
+class CampaignCrash:
+    """A crash key of a campaign, as the section lists it."""
+
+    crash: Crash
+    target: str       # host/api
+    seed: int
+    l0: str
+    compared: bool    # the campaign ran the table's rows first: "no row" means new
+    href: str         # the minimized reproducer, from the page
+
+
+def campaign_crashes(reports: Path) -> list[CampaignCrash]:
+    """The crash keys of the campaigns under `reports/campaigns`, new ones first."""
+    found = []
+    for path in sorted((reports / "campaigns").glob(f"*/{SUMMARY}")):
+        summary = Summary.read(path)
+        for crash in summary.crashes:
+            href = quote(os.path.relpath(path.parent / crash.folder / "reproducer.sh", reports))
+            found.append(CampaignCrash(crash, f"{summary.host}/{summary.api}", summary.seed,
+                                       summary.qemu, summary.baseline_s is not None, href))
+    return sorted(found, key=lambda c: (bool(c.crash.table_rows), c.target, c.crash.key))
