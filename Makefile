@@ -53,9 +53,11 @@ $(GITLAB_CI_LOCAL): | setup
 test: lab $(GITLAB_CI_LOCAL)
 	$(PYTEST) tests $(PYTEST_ARGS)
 
-# Figures: twin boots, dead-host detection, hosts side by side; L1 boot against
-# restore, make premerge and make run wall times, how busy a run keeps its workers.
+# Figures: where the latest run's time went; twin boots, dead-host detection, hosts side
+# by side; L1 boot against restore, make premerge and make run wall times, how busy a run
+# keeps its workers.
 bench: lab
+	$(PY) bench/time_profile.py
 	$(PY) bench/lab_figures.py
 	$(PY) bench/run_figures.py
 

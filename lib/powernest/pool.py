@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from powernest import kvmprobe, naming
+from powernest import kvmprobe, naming, timing
 from powernest.errors import Unavailable
 from powernest.guests import L1, L1Guest
 from powernest.hosts import HostSession
@@ -102,11 +102,12 @@ class GuestPool:
                         timeouts.l1_boot, timeouts.command, self.lab.kernel_releases[series])
         self._guests.append(guest)
         self.on_console(guest.log_path)
-        if restore:
-            key = checkpoint_key(spec, session.l0.description, self.lab.key)
-            guest.start_from(session.checkpoint_path(key))
-        else:
-            guest.start()
+        with timing.phase(timing.L1_RESTORED if restore else timing.L1_BOOTED):
+            if restore:
+                key = checkpoint_key(spec, session.l0.description, self.lab.key)
+                guest.start_from(session.checkpoint_path(key))
+            else:
+                guest.start()
         self.on_started("l1", guest.name, guest.boot_seconds, guest.started_from)
         return guest
 
@@ -139,10 +140,11 @@ class GuestPool:
                               target.host.l2_machine, **spec)
         self._guests.append(guest)
         self.on_console(guest.log_path)
-        if level == "probe":
-            guest.start_probe()
-        else:
-            guest.start()
+        with timing.phase(timing.L2_BOOT):
+            if level == "probe":
+                guest.start_probe()
+            else:
+                guest.start()
         self.on_started(level, guest.spec.name, guest.boot_seconds, "boot")
         return guest
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
+from powernest import timing
 from powernest.console import ConsoleError
 from powernest.errors import Unavailable
 from powernest.guests import L1
@@ -95,7 +96,8 @@ def _first_two(pool: GuestPool, l1: L1, target: Target,
     if scenario.then is None:
         loaded = l1.reload_kvm_hv().ok
     else:
-        l1.kexec(scenario.then, target.host.timeouts.l1_boot)
+        with timing.phase(timing.KEXEC):
+            l1.kexec(scenario.then, target.host.timeouts.l1_boot)
         loaded = l1.load_kvm().ok
     seconds = time.monotonic() - started
     if running:

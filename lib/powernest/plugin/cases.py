@@ -10,7 +10,8 @@ from a cached session fixture) or runs, skips it with its message.
 
 Before its fixtures are torn down (`pytest_runtest_teardown`): attach the
 console logs of the guests it used, their kernels and boot times, and the
-hcalls kvm-hv made so far in its L1 (`l1_hcalls`).  When a phase raises
+hcalls kvm-hv made so far in its L1 (`l1_hcalls`), and the seconds it spent in each
+phase a run waits on (`phases`: `powernest.timing`).  When a phase raises
 (`pytest_runtest_makereport`), the console log of the guest whose error it
 was (a `ConsoleError` along the exception's chain) is the case's `failed_log`,
 attached first; and for cases with L1s, the longest their L0 QEMUs waited for a
@@ -21,12 +22,14 @@ not the product's failure.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 
+from powernest import timing
 from powernest.console import ConsoleError, ConsoleTimeout
 from powernest.errors import Unavailable, chain
 from powernest.guests import L1
@@ -37,7 +40,7 @@ from powernest.nested import Deviation
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import RunContext, context
 from powernest.pool import GuestPool
-from powernest.reporting.junit import FAILED_LOG, L0_STARVED
+from powernest.reporting.junit import FAILED_LOG, L0_STARVED, PHASES
 from powernest.shell import CommandTimeout
 
 _STARTED = pytest.StashKey[float]()
@@ -62,6 +65,7 @@ def expect(item: pytest.Item, deviations: tuple[Deviation, ...], session: HostSe
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
     ctx = context(item.config)
     item.stash[_STARTED] = time.monotonic()
+    timing.reset()
     if ctx is not None:
         ctx.current["nodeid"] = item.nodeid
         _before(item, ctx)
@@ -119,6 +123,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     of the guest that failed it, if any."""
     if call.when == "call":
         _record_l0_wait(item, call)
+    if call.when == "teardown" and (spent := timing.spent()):
+        item.user_properties.append((PHASES, json.dumps(spent)))
     ctx = context(item.config)
     if ctx is None or call.excinfo is None or any(k == FAILED_LOG
                                                   for k, _ in item.user_properties):

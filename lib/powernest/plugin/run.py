@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from powernest import shard
+from powernest import shard, timing
 from powernest.hcalls.trace import HcallTraces
 from powernest.hosts import HostSession
 from powernest.inventory import Host, Inventory, InventoryError, load_inventory
@@ -49,7 +49,8 @@ class HostSessions(dict[str, HostSession]):
     def get_session(self, host: Host) -> HostSession:
         if host.name not in self:
             note = None if self.leased is None else self.leased[host.name]
-            self[host.name] = HostSession.open(host, self.run_id, self.lease_timeout, note)
+            with timing.phase(timing.HOST):
+                self[host.name] = HostSession.open(host, self.run_id, self.lease_timeout, note)
         return self[host.name]
 
     def close(self) -> None:

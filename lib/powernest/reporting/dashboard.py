@@ -24,7 +24,7 @@ import jinja2
 
 from powernest import naming
 from powernest.nested import API
-from powernest.reporting import coverage, hcalls, history, journal
+from powernest.reporting import coverage, hcalls, history, journal, profile
 from powernest.reporting.entry import Entry, Log
 from powernest.reporting.history import FAILING, OUTCOMES
 from powernest.reporting.journal import Case, Run
@@ -315,6 +315,7 @@ def build(reports: Path, run_dir: Path | None = None, last: int = 20) -> Path:
         rows=_rows(entries), failures=list(failures.values()),
         deviations=deviations, hcall=hcalls.section(entries, run_dir, reports),
         spec=coverage.coverage(run), campaigns=hcalls.campaign_crashes(reports),
+        profile=profile.profile(run),
         flaky=[e for e in entries if e.flaky],
         trend=history.trend(shown, record["run_id"]), runs=len(shown),
         run_href=quote(os.path.relpath(run_dir, reports)),

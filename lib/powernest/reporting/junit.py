@@ -31,6 +31,7 @@ from powernest.reporting.journal import Case, Run
 INTERRUPTED = "run interrupted"
 FAILED_LOG = "failed_log"   # the case property naming the log of the guest that failed it
 L0_STARVED = "l0_starved"   # the case property: its L0 was starved (powernest.schedstat)
+PHASES = "phases"   # the case property: its seconds in each phase (powernest.timing), JSON
 _MAX_DETAILS = 20000
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _NOT_XML = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
