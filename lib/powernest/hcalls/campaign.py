@@ -9,9 +9,10 @@ Many programs run in one L1 (a fresh one from the checkpoint every `REFRESH` pro
 after an L0 death, or when a program hangs the L1).  A death is keyed by QEMU's own
 message: a sanitizer's summary, an assertion or glib error (file, line, function), or
 for a signal how the process ended and the hcall in flight.  A new key's program is cut
-after the call that killed the L0 and minimized in fresh L1s: steps dropped one at a
-time, then arguments zeroed, each change kept only if the L0 still dies with the same
-key.  The campaign's directory holds `summary.json` and one folder per key
+after the call that killed the L0 and minimized in fresh L1s: chunks of steps dropped
+(ddmin), then arguments zeroed, each change kept only if the L0 still dies with the same
+key; a program that does not kill a fresh L1's L0 alone is tried after the programs
+that ran before it in its L1.  The campaign's directory holds `summary.json` and one folder per key
 (`reproducer.sh`, minimized; `original.sh`; `qemu.txt`, QEMU's words).
 """
 
@@ -50,6 +51,7 @@ SCRIPT = "/tmp/pn-campaign.sh"
 REFRESH = 200            # programs per L1 before a fresh one
 PROGRAM_TIMEOUT = 20.0   # s: a program that runs longer has hung its L1
 MAX_TRIES = 60           # reruns to minimize one key
+HISTORY = 10             # programs before a death tried with it when it needs them
 _SANITIZER = re.compile(
     r"SUMMARY: (\w+Sanitizer): ([\w-]+) (?:\S*/)?([\w.]+:\d+)(?::\d+)? in (\w+)")
 _ASSERT = re.compile(r"(?:\S*/)?([\w.]+):(\d+): (\w+): Assertion")
@@ -174,7 +176,7 @@ class Campaign:
         self.summary = Summary(target.host.name, target.api.value, seed, 0.0, qemu,
                                table_hcalls=self.programs.hcalls)
         self._l1: L1 | None = None
-        self._ran = 0
+        self._history: list[tuple[ProgramStep, ...]] = []   # programs run in that L1
 
     def baseline(self) -> None:
         """Run each row of the table that may crash the L0, each in a fresh L1: the keys
@@ -231,6 +233,7 @@ class Campaign:
         if known is not None:
             known.count += 1
             return
+        before = [s for steps_before in self._history[-HISTORY:] for s in steps_before]
         self.log(f"campaign: new crash key after {at:.0f} s (program {number}): {death.key}")
         cut = _cut_after(self.target.api, steps, death.in_flight)
         crash = Crash(death.key, death.words, death.in_flight, round(at, 1), number,
@@ -242,6 +245,10 @@ class Campaign:
         (folder / "original.sh").write_text(compile_case(self._case(f"p{number}", steps)))
         (folder / "qemu.txt").write_text(f"{death.words}\nduring {death.in_flight}\n")
         small, reproduces = self.minimize(cut, death.key)
+        if not reproduces and before:
+            self.log(f"campaign: not alone: with the {len(before)} steps of the programs "
+                     "before it in that L1")
+            small, reproduces = self.minimize([*before, *cut], death.key)
         crash.steps_after, crash.reproduces = len(small), reproduces
         (folder / "reproducer.sh").write_text(compile_case(self._case(
             slug(death.key), small, f"reproduces: {death.key}")))
@@ -250,7 +257,8 @@ class Campaign:
                  f"{'' if reproduces else ' (did not reproduce in a fresh L1)'}: "
                  f"{folder / 'reproducer.sh'}")
 
-    def minimize(self, steps: Sequence[ProgramStep], key: str) -> tuple[list[ProgramStep], bool]:
+    def minimize(self, steps: Sequence[ProgramStep],
+                 key: str) -> tuple[list[ProgramStep], bool]:
         """The smallest program found that kills a fresh L1's L0 with `key`, and whether
         one did at all (else `steps` unchanged)."""
         tries = 0
@@ -264,12 +272,18 @@ class Campaign:
         current = list(steps)
         if not same(current):
             return current, False
-        i = len(current) - 1
-        while i >= 0 and tries < MAX_TRIES:
-            candidate = current[:i] + current[i + 1:]
-            if candidate and same(candidate):
-                current = candidate
-            i -= 1
+        chunks = 2     # ddmin: drop a chunk while the death stays; then finer chunks
+        while len(current) > 1 and tries < MAX_TRIES:
+            size = -(-len(current) // chunks)
+            for start in range(0, len(current), size):
+                candidate = current[:start] + current[start + size:]
+                if candidate and tries < MAX_TRIES and same(candidate):
+                    current, chunks = candidate, max(chunks - 1, 2)
+                    break
+            else:
+                if chunks >= len(current):
+                    break
+                chunks = min(2 * chunks, len(current))
         for i, step in enumerate(list(current)):
             if tries >= MAX_TRIES:
                 break
@@ -311,8 +325,8 @@ class Campaign:
                 self.summary.hangs += 1
             self._drop()
         else:
-            self._ran += 1
-            if fresh or self._ran >= REFRESH:
+            self._history.append(tuple(steps))
+            if fresh or len(self._history) >= REFRESH:
                 self._drop()
         return None
 
@@ -322,7 +336,7 @@ class Campaign:
             self._l1 = self.pool.l1(self.target)
             self.module(self._l1)
             self.summary.l1s += 1
-            self._ran = 0
+            self._history = []
         return self._l1
 
     def _drop(self) -> None:
