@@ -318,8 +318,10 @@ class Campaign:
         except L0Died as died:
             self._drop()
             hcall = in_flight(case, parse_output(died.output))
+            # each message's first line: an L1's console may follow QEMU's stderr closely
+            words = "; ".join(m.splitlines()[0] for m in died.said) or died.words
             return Death(crash_key(died.said, died.ended, hcall.split("(")[0]),
-                         f"{died.words} ({died.ended})", hcall)
+                         f"{words} ({died.ended})", hcall)
         except (CommandTimeout, PowernestError) as exc:
             if isinstance(exc, CommandTimeout):
                 self.summary.hangs += 1
