@@ -168,6 +168,16 @@ GUESTS: tuple[Case, ...] = (
          crash_evidence="h_guest_delete: g_hash_table_destroy(spapr->nested.guests) leaves "
                         "the freed table in spapr->nested.guests; h_guest_create then uses it",
          deviations=("qemu-v2-delete-all-use-after-free",)),
+    Case("v2-delete-all-then-delete", V2, DELETE,
+         "deleteAllGuests, then the deleted guest's ID (found by a campaign)", (
+             *caps(), guest("old"),
+             Call("delete-all", DELETE, (DELETE_ALL, 0), Role.SETUP),
+             Call("delete-old", DELETE, (0, Var("old")), expect=BAD_P2)),
+         f"{RST} H_GUEST_DELETE: deleteAllGuests deletes every guest, so the ID is no "
+         f"longer one H_GUEST_CREATE handed out; {CONVENTION} (2)", leaves_state=True,
+         crash_evidence="h_guest_delete: g_hash_table_lookup in the table "
+                        "g_hash_table_destroy freed at deleteAllGuests",
+         deviations=("qemu-v2-delete-all-use-after-free",)),
 )
 
 VCPUS: tuple[Case, ...] = (

@@ -568,6 +568,7 @@ ROW_CLAUSES: dict[str, tuple[str, ...]] = {
     "v2-delete-unknown-guest": ("v2-delete-guestid-from-create",),
     "v2-delete-reserved-flags": ("v2-delete-flags-reserved",),
     "v2-delete-all-then-create": ("v2-delete-all-guests", "v2-delete-all-resets-l0"),
+    "v2-delete-all-then-delete": ("v2-delete-all-guests", "v2-delete-guestid-from-create"),
     # cases_v2.py: vCPUs
     "v2-create-vcpu": ("v2-create-vcpu-creates-vcpu",),
     "v2-create-vcpu-not-sequential": ("v2-create-vcpu-id-allocated-by-l1",
@@ -620,6 +621,8 @@ ROW_CLAUSES: dict[str, tuple[str, ...]] = {
     "v2-set-state-length-3": ("v2-gsb-header-count", "v2-set-state-buffer-size"),
     "v2-set-state-length-over-max": (),        # "kvm-nested.rst sets no maximum": silent
     "v2-get-state-buffer-outside-ram": ("v2-get-state-databuffer-real-address",),
+    "v2-get-state-run-input-buffer": ("v2-gsb-0x0c00-run-input-buffer",),
+    "v2-get-state-length-0": ("v2-gsb-header-count", "v2-get-state-buffer-size"),
     "v2-set-state-unknown-guest": ("v2-set-state-guestid-from-create",),
     "v2-set-state-unknown-vcpu": ("v2-set-state-vcpuid-from-create-vcpu",),
     "v2-set-state-buffer-outside-ram": ("v2-set-state-databuffer-real-address",),
@@ -815,8 +818,6 @@ UNCOVERED: dict[str, str] = {
         "for a run without the state",
     "v2-get-state-take-ownership-buffer-size":
         "no row uses takeOwnershipOfVcpuState with a buffer smaller than element 0x0001",
-    "v2-get-state-buffer-size":
-        "the length rows are SET rows; no GET row passes a bad buffer length",
     "v2-get-state-r4-invalid-element-size":
         "no GET row sends a wrong element size",
     "v2-get-state-r4-invalid-element-value":
@@ -887,7 +888,8 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
                                      "v2-get-state-flag-guest-wide"),
     # a buffer too short for the 4-byte count, or of a size the document allows (over
     # 1 MiB), kills the L0
-    "qemu-v2-gsb-length-asserts": ("v2-gsb-header-count", "v2-set-state-buffer-size"),
+    "qemu-v2-gsb-length-asserts": ("v2-gsb-header-count", "v2-set-state-buffer-size",
+                                   "v2-get-state-buffer-size"),
     # values of these RW elements kill the L0, and so does any GET of them
     "qemu-v2-gsb-value-asserts": ("v2-gsb-0x0005-partition-table",
                                   "v2-gsb-0x0006-process-table",
@@ -900,7 +902,7 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
     # document names no code
     "qemu-v2-run-buffers-not-defined": (),
     # after deleteAllGuests the L0 is left unusable (use after free), not reset
-    "qemu-v2-delete-all-use-after-free": ("v2-delete-all-resets-l0",),
+    "qemu-v2-delete-all-use-after-free": ("v2-delete-all-resets-l0", "v2-delete-all-guests"),
     # spec silent: no rule that the table base lies in the L1's RAM (a Linux check)
     "qemu-v1-partition-table-base": (),
     # spec silent on a pt_regs address outside RAM; H_PARAMETER is Linux's answer
