@@ -205,9 +205,10 @@ def hcall_campaign(host_name: str, api: str, budget: str, seed: int, qemu: str |
     pool = GuestPool(run_id, out / "consoles", lab, lambda _: session)
     runner = HcallRunner(pool, lab.hcall_modules, out,
                          build=lambda release: hcall_module_for(release, log=click.echo))
+    l0 = session.l0.description + (f", {qemu}" if qemu else "")
     campaign = Campaign(pool, target, lambda l1: driver.install(l1, runner.module_for(l1, target)),
-                        out, seed, session.l0.description, log=click.echo)
-    click.echo(f"campaign: {host.name}/{api} under {session.l0.description}, seed {seed}, "
+                        out, seed, l0, log=click.echo)
+    click.echo(f"campaign: {host.name}/{api} under {l0}, seed {seed}, "
                f"budget {seconds:.0f} s, in {out}")
     try:
         summary = campaign.run(seconds, max_programs, baseline=not no_baseline)
