@@ -248,7 +248,8 @@ class Campaign:
         if not reproduces and before:
             self.log(f"campaign: not alone: with the {len(before)} steps of the programs "
                      "before it in that L1")
-            small, reproduces = self.minimize([*before, *cut], death.key)
+            with_before, reproduces = self.minimize([*before, *cut], death.key)
+            small = with_before if reproduces else small
         crash.steps_after, crash.reproduces = len(small), reproduces
         (folder / "reproducer.sh").write_text(compile_case(self._case(
             slug(death.key), small, f"reproduces: {death.key}")))
