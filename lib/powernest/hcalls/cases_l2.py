@@ -233,7 +233,41 @@ def _v1_case(cause: Cause) -> Case:
                 deviations=DEVIATIONS_V1.get(cause, ()))
 
 
-CASES_L2_V1: tuple[Case, ...] = tuple(_v1_case(cause) for cause in Cause)
+MSR_HV = 1 << 60
+
+
+def _v1_msr_hv_case() -> Case:
+    """The hcall program entered with MSR[HV] set in its pt_regs: no guest runs as the
+    hypervisor, so the L0 runs it without HV (Linux kvmhv_enter_nested_guest: 'Guest
+    must always run with ME enabled, HV disabled') or refuses; it must not die."""
+    program = build(Cause.HCALL)
+    hv = hv_state(HV_VERSION, LPID) + _le({"AMOR": (1 << 64) - 1, "HFSCR": HFSCR_ALL,
+                                           "TB_OFFSET": TB_OFFSET}, HV)[12:]
+    steps: tuple[Step, ...] = (
+        Alloc("ptbl"), Alloc("proc"), Alloc("hv"), Alloc("regs"), *_program_steps(program),
+        Write("ptbl", (radix.partition_entry(), Addr("proc", bits=radix.GUEST_RADIX)),
+              offset=16 * LPID),
+        Write("hv", (hv,)), Write("regs", (_le({"NIA": CODE, "MSR": MSR | MSR_HV}, REGS),)),
+        Call("set-ptbl", "H_SET_PARTITION_TABLE", (Addr("ptbl"),), Role.SETUP),
+        FLUSH_LPID,
+        Stamp("deadline", "hv", HV["HDEC_EXPIRY"], RUN_BOUND, little=True),
+        Call("enter", "H_ENTER_NESTED", (Addr("hv"), Addr("regs")),
+             expect=rc("EXIT_HCALL", "H_PARAMETER")),
+        replace(FLUSH_LPID, role=Role.CLEANUP),
+        Call("clear-ptbl", "H_SET_PARTITION_TABLE", (0,), Role.CLEANUP))
+    return Case("v1-enter-nested-msr-hv", API.V1, "H_ENTER_NESTED",
+                "the L2's MSR with HV set (found by a campaign): run without HV, or refused",
+                steps, "Power ISA Book III: MSR[HV] = 1 is hypervisor state, which no guest "
+                "has; kvm-nested.rst: the L0 runs the L2 until an exit condition. Linux "
+                "KVM-HV clears HV (kvmhv_enter_nested_guest); QEMU keeps it",
+                leaves_state=False,
+                crash_evidence="h_enter_nested copies the L2's pt_regs MSR, HV included; "
+                               "ppc_radix64_xlate_impl: assert(!(mmuidx_hv(mmu_idx) && "
+                               "cpu->vhyp))",
+                deviations=("qemu-v1-enter-nested-msr-hv",))
+
+
+CASES_L2_V1: tuple[Case, ...] = (*(_v1_case(cause) for cause in Cause), _v1_msr_hv_case())
 
 
 # --- API v2 ---------------------------------------------------------------------------

@@ -670,6 +670,7 @@ ROW_CLAUSES: dict[str, tuple[str, ...]] = {
     # exit vector in R3 is not in the document (its notes above), the state written back
     # to pt_regs/hv_guest_state and the implicit creation of LPID 1 are.
     "v1-l2-exit-hcall": (*_V1_EXIT, "v1-enter-nested-full-state-each-run"),  # enters again
+    "v1-enter-nested-msr-hv": ("v1-enter-nested-starts-l2",),
     "v1-l2-exit-load-unmapped": (*_V1_EXIT, "v1-set-partition-table-registers"),
     "v1-l2-exit-fetch-unmapped": (*_V1_EXIT, "v1-set-partition-table-registers"),
     "v1-l2-exit-store-read-only": (*_V1_EXIT, "v1-set-partition-table-registers"),
@@ -910,6 +911,8 @@ DEVIATION_CLAUSES: dict[str, tuple[str, ...]] = {
     # an L0 abort on input the document does not address (LPID 0, hv_guest_state outside
     # RAM)
     "qemu-v1-enter-nested-lpid-0-abort": (),
+    # the L0 dies instead of running the L2 to an exit condition
+    "qemu-v1-enter-nested-msr-hv": ("v1-enter-nested-starts-l2",),
     "qemu-v1-tlb-invalidate-unchecked": (),  # the document never names H_TLB_INVALIDATE
     # --- L2 behaviour (L2_DEVIATIONS) ---------------------------------------------------
     # the L2 does not run with the HFSCR the L1 gave, and its exit condition is not reported

@@ -112,6 +112,15 @@ ANSWER_DEVIATIONS: tuple[Deviation, ...] = (
         "1793: spapr_exit_nested: Assertion `env->spr[SPR_LPIDR] != 0' failed.' (SIGABRT); "
         "QEMU 10.0.2 answers H_PARAMETER. Nested-HV under TCG arrived in 7.0; the first "
         "fixed release is not bisected (10.0 is the first the lab has seen fixed)"),
+    _qemu_v1("qemu-v1-enter-nested-msr-hv",
+        "H_ENTER_NESTED with MSR[HV] set in the L2's pt_regs aborts the L0 (TCG) instead of "
+        "running the L2 without HV or refusing",
+        "found by `powernest hcall campaign` (seed 1, p10-emulated, nested-hv) and replayed: "
+        "'target/ppc/mmu-radix64.c:704: ppc_radix64_xlate_impl: Assertion `!(mmuidx_hv("
+        "mmu_idx) && cpu->vhyp)' failed.' (SIGABRT) with MSR = SF|HV; SF|ME or every bit "
+        "but HV runs the L2 to an exit; QEMU 7.2.22 dies alike (mmu-radix64.c:602). "
+        "h_enter_nested takes the L2's MSR from pt_regs as given; Linux "
+        "kvmhv_enter_nested_guest clears HV"),
     _qemu_v1("qemu-v1-tlb-invalidate-unchecked",
         "H_TLB_INVALIDATE answers H_SUCCESS to any arguments",
         "h_tlb_invalidate: 'return H_SUCCESS;' unconditionally, where Linux's "
