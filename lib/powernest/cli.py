@@ -170,7 +170,8 @@ def _seconds(text: str) -> float:
 @click.option("--seed", type=int, default=0, show_default=True,
               help="The same seed gives the same programs.")
 @click.option("--qemu", default=None, help="The L0 QEMU binary instead of the host's "
-              "(e.g. one built with AddressSanitizer: powernest lab qemu --asan).")
+              "(e.g. one built with AddressSanitizer: powernest lab qemu --asan); its "
+              "firmware from the host's qemu_data_dir, else /usr/share/qemu.")
 @click.option("--programs", "max_programs", type=int, default=None,
               help="Stop after this many programs, even within the budget.")
 @click.option("--no-baseline", is_flag=True, help="Do not first run the table's rows that "
@@ -191,8 +192,9 @@ def hcall_campaign(host_name: str, api: str, budget: str, seed: int, qemu: str |
         raise click.ClickException(str(exc)) from None
     if reason := kind_of(host).lacks(Ability.CRASHES_L0, host):
         raise click.ClickException(f"{host.name}: a campaign crashes L0s on purpose; {reason}")
-    if qemu is not None:
-        host = host.model_copy(update={"qemu": qemu})
+    if qemu is not None:   # a QEMU built here has no firmware of its own: the machine's
+        host = host.model_copy(update={"qemu": qemu, "qemu_data_dir": host.qemu_data_dir
+                                       or qemu_build.DATA_DIR})
     run_id = f"campaign-{secrets.token_hex(2)}"
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = (out or Path("reports") / "campaigns" / f"{host.name}-{api}-{seed}-{stamp}").resolve()
