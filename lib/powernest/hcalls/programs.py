@@ -31,7 +31,6 @@ from powernest.hcalls.model import (
     Expr,
     Role,
     Stamp,
-    Step,
     Var,
     Write,
 )
@@ -59,11 +58,8 @@ def program_steps(row: Case) -> tuple[ProgramStep, ...]:
     return tuple(_as_program_step(s) for s in row.steps if isinstance(s, ProgramStep))
 
 
-def _as_program_step(step: Step) -> ProgramStep:
-    if isinstance(step, Call):
-        return replace(step, role=Role.CHECK)
-    assert isinstance(step, Alloc | Write | Stamp)
-    return step
+def _as_program_step(step: ProgramStep) -> ProgramStep:
+    return replace(step, role=Role.CHECK) if isinstance(step, Call) else step
 
 
 def program(api: API, name: str, steps: Sequence[ProgramStep], note: str = "") -> Case:
