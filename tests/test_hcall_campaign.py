@@ -82,6 +82,9 @@ def test_a_gsb_of_the_table_parses_and_encodes_back() -> None:
     (["SUMMARY: AddressSanitizer: heap-use-after-free ../hw/ppc/spapr_nested.c:1501:9 in "
       "h_guest_run_vcpu"], "exited with status 1",
      "AddressSanitizer heap-use-after-free in h_guest_run_vcpu (spapr_nested.c:1501)"),
+    (["SUMMARY: AddressSanitizer: FPE (/lib/x86_64-linux-gnu/libglib-2.0.so.0+0x41677) in "
+      "g_hash_table_lookup"], "exited with status 1",
+     "AddressSanitizer FPE in g_hash_table_lookup (libglib-2.0.so.0)"),
     (["../hw/ppc/spapr_nested.c:88:5: runtime error: shift exponent 64 is too large"],
      "killed by SIGABRT", "UBSan shift exponent 64 is too large (spapr_nested.c:88)"),
     ([], "killed by SIGSEGV", "killed by SIGSEGV in H_GUEST_SET_STATE"),

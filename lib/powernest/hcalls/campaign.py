@@ -52,8 +52,7 @@ REFRESH = 200            # programs per L1 before a fresh one
 PROGRAM_TIMEOUT = 20.0   # s: a program that runs longer has hung its L1
 MAX_TRIES = 60           # reruns to minimize one key
 HISTORY = 10             # programs before a death tried with it when it needs them
-_SANITIZER = re.compile(
-    r"SUMMARY: (\w+Sanitizer): ([\w-]+) (?:\S*/)?([\w.]+:\d+)(?::\d+)? in (\w+)")
+_SANITIZER = re.compile(r"SUMMARY: (\w+Sanitizer): ([\w-]+) (\S+) in (\w+)")
 _ASSERT = re.compile(r"(?:\S*/)?([\w.]+):(\d+): (\w+): Assertion")
 _GLIB = re.compile(r"ERROR:(?:\S*/)?([\w.]+):(\d+):(\w+):")
 _UBSAN = re.compile(r"(?:\S*/)?([\w.]+:\d+):\d+: runtime error: (.*)")
@@ -66,12 +65,19 @@ def crash_key(said: Sequence[str], ended: str, hcall: str) -> str:
     (file:line function), else how it ended and the hcall in flight."""
     text = "\n".join(said)
     if m := _SANITIZER.search(text):
-        return f"{m[1]} {m[2]} in {m[4]} ({m[3]})"
+        return f"{m[1]} {m[2]} in {m[4]} ({_where(m[3])})"
     if m := _UBSAN.search(text):
         return f"UBSan {m[2]} ({m[1]})"
     if m := _ASSERT.search(text) or _GLIB.search(text):
         return f"{m[3]} ({m[1]}:{m[2]})"
     return f"{ended} in {hcall or 'no hcall'}"
+
+
+def _where(location: str) -> str:
+    """A sanitizer's location as a key shows it: `physmem.c:3480` for
+    `../system/physmem.c:3480:5`, `libglib-2.0.so.0` for `(/lib/.../libglib-2.0.so.0+0x41677)`."""
+    name = location.strip("()").rpartition("/")[2]
+    return re.sub(r"^([^:]+:\d+):\d+$", r"\1", re.sub(r"\+0x[0-9a-f]+$", "", name))
 
 
 def slug(key: str) -> str:
