@@ -82,7 +82,7 @@ def last_words(console_text: str, lines: int = 60) -> list[str]:
                        if not line.startswith(NOTE))
     glib = [line.strip() for line in recent.splitlines() if line.startswith("ERROR:")]
     sanitizer = [line.strip() for line in tail(console_text, SANITIZER_LINES).splitlines()
-                 if line.startswith("SUMMARY: ") and "Sanitizer" in line
+                 if (line.startswith("SUMMARY: ") and "Sanitizer" in line)
                  or "runtime error:" in line]
     return errors(recent) + glib + sanitizer
 
