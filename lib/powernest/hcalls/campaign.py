@@ -12,8 +12,8 @@ for a signal how the process ended and the hcall in flight.  A new key's program
 after the call that killed the L0 and minimized in fresh L1s: chunks of steps dropped
 (ddmin), then arguments zeroed, each change kept only if the L0 still dies with the same
 key; a program that does not kill a fresh L1's L0 alone is tried after the programs
-that ran before it in its L1.  The campaign's directory holds `summary.json` and one folder per key
-(`reproducer.sh`, minimized; `original.sh`; `qemu.txt`, QEMU's words).
+that ran before it in its L1.  The campaign's directory holds `summary.json` and one
+folder per key (`reproducer.sh`, minimized; `original.sh`; `qemu.txt`, QEMU's words).
 """
 
 from __future__ import annotations
