@@ -13,7 +13,7 @@ guest.  `Programs` draws them from one seed: the same seed gives the same progra
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from powernest.hcalls import gsb, numbers
@@ -80,10 +80,6 @@ class Programs:
         self.calls = [s for steps in self.seeds for s in steps if isinstance(s, Call)]
         self.hcalls = sorted({c.hcall for c in self.calls})
 
-    def __iter__(self) -> Iterator[tuple[ProgramStep, ...]]:
-        while True:
-            yield self.next()
-
     def next(self) -> tuple[ProgramStep, ...]:
         """A seed row's steps with one to four mutations."""
         steps = list(self.rng.choice(self.seeds))
@@ -101,7 +97,9 @@ class Programs:
                            "splice", "vcpu", "hcall"))
         if kind == "gsb" and writes:
             i = rng.choice(writes)
-            steps[i] = self.mutate_write(steps[i])   # type: ignore[arg-type]
+            write = steps[i]
+            assert isinstance(write, Write)
+            steps[i] = self.mutate_write(write)
         elif kind == "drop" and (droppable := [i for i, s in enumerate(steps)
                                                if not isinstance(s, Alloc)]):
             del steps[rng.choice(droppable)]   # a buffer stays: later steps name it
