@@ -74,7 +74,6 @@ class Programs:
     """Programs for one API from one seed (see the module docstring)."""
 
     def __init__(self, api: API, seed: int) -> None:
-        self.api = api
         self.rng = random.Random(seed)
         self.seeds = seeds(api)
         self.calls = [s for steps in self.seeds for s in steps if isinstance(s, Call)]
