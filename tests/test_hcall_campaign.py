@@ -24,7 +24,9 @@ from powernest.hcalls.programs import (
     program,
     seeds,
 )
+from powernest.hcalls.runner import call_in_flight, in_flight
 from powernest.hcalls.script import compile_case
+from powernest.hcalls.verdict import parse_output
 from powernest.lab import LabImages
 from powernest.nested import API
 
@@ -92,6 +94,17 @@ def test_a_gsb_of_the_table_parses_and_encodes_back() -> None:
 def test_a_crash_is_keyed_by_qemus_own_words(said: list[str], ended: str, key: str) -> None:
     assert crash_key(said, ended, "H_GUEST_SET_STATE") == key
     assert re.fullmatch(r"[\w.-]+", slug(key))
+
+
+def test_the_call_in_flight_is_where_a_death_cuts_its_program() -> None:
+    steps = [Call("a", "H_GUEST_GET_CAPABILITIES", (0,)), Call("b", "H_GUEST_CREATE", (0, 1)),
+             Call("c", "H_GUEST_DELETE", (0, 1))]
+    case = program(API.V2, "p", steps)
+    run = parse_output("PNBEGIN p\nPNSTEP a rc=0 r4=0x6000000000000000 l1=ok\n")
+    assert call_in_flight(case, run) == 1
+    assert in_flight(case, run) == "H_GUEST_CREATE(0x0, 0x1) [0x470, step b]"
+    assert call_in_flight(case, parse_output("PNBEGIN p\n" + "".join(
+        f"PNSTEP {c.label} rc=0 l1=ok\n" for c in steps))) is None
 
 
 class _FakeL0(Campaign):

@@ -38,11 +38,10 @@ from powernest.hcalls.programs import (
     program,
     program_steps,
 )
-from powernest.hcalls.runner import in_flight
-from powernest.hcalls.script import compile_case, labelled
+from powernest.hcalls.runner import call_in_flight, in_flight
+from powernest.hcalls.script import compile_case
 from powernest.hcalls.verdict import parse_output
 from powernest.kinds import Target
-from powernest.nested import API
 from powernest.pool import GuestPool
 from powernest.shell import CommandTimeout
 
@@ -161,11 +160,13 @@ class Summary:
 
 @dataclass(frozen=True)
 class Death:
-    """An L0 death as a campaign keys it."""
+    """An L0 death as a campaign keys it; `upto`: the program's steps up to the call it
+    died in (all of them if that cannot be told)."""
 
     key: str
     words: str
     in_flight: str
+    upto: int | None = None
 
 
 class Campaign:
@@ -241,7 +242,7 @@ class Campaign:
             return
         before = [s for steps_before in self._history[-HISTORY:] for s in steps_before]
         self.log(f"campaign: new crash key after {at:.0f} s (program {number}): {death.key}")
-        cut = _cut_after(self.target.api, steps, death.in_flight)
+        cut = list(steps[:death.upto])
         crash = Crash(death.key, death.words, death.in_flight, round(at, 1), number,
                       steps_before=len(steps),
                       table_rows=self.summary.table_keys.get(death.key, []),
@@ -324,14 +325,16 @@ class Campaign:
             l1.run(["sh", SCRIPT], timeout=PROGRAM_TIMEOUT)
         except L0Died as died:
             self._drop()
-            hcall = in_flight(case, parse_output(died.output))
+            run = parse_output(died.output)
+            hcall, at = in_flight(case, run), call_in_flight(case, run)
             # each message's first line: an L1's console may follow QEMU's stderr closely
             words = "; ".join(m.splitlines()[0] for m in died.said) or died.words
             return Death(crash_key(died.said, died.ended, hcall.split("(")[0]),
-                         f"{words} ({died.ended})", hcall)
-        except (CommandTimeout, PowernestError) as exc:
-            if isinstance(exc, CommandTimeout):
-                self.summary.hangs += 1
+                         f"{words} ({died.ended})", hcall, None if at is None else at + 1)
+        except CommandTimeout:
+            self.summary.hangs += 1
+            self._drop()
+        except PowernestError:
             self._drop()
         else:
             self._history.append(tuple(steps))
@@ -353,13 +356,3 @@ class Campaign:
             self.pool.stop(self._l1)
             self._l1 = None
 
-
-def _cut_after(api: API, steps: Sequence[ProgramStep], in_flight_call: str) -> list[ProgramStep]:
-    """`steps` up to the call that was in flight when the L0 died (`[..., step LABEL]`);
-    all of them if it cannot be told."""
-    match = re.search(r"step ([\w.-]+)\]$", in_flight_call)
-    if match:
-        for n, (label, _) in enumerate(labelled(program(api, "cut", steps))):
-            if label == match[1]:
-                return list(steps[:n + 1])
-    return list(steps)

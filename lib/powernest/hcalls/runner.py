@@ -212,16 +212,24 @@ class HcallRunner:
             self.pool.stop(l1)
 
 
+def call_in_flight(case: Case, run: ScriptRun) -> int | None:
+    """Where in `case.steps` the first call stands that the script did not see an
+    answer to; None if it saw them all."""
+    return next((n for n, (label, step) in enumerate(labelled(case))
+                 if isinstance(step, Call) and label not in run.steps), None)
+
+
 def in_flight(case: Case, run: ScriptRun) -> str:
     """The first call of `case` the script did not see an answer to, as
     `H_NAME(args)` with its arguments as the script computed them."""
-    for label, step in labelled(case):
-        if isinstance(step, Call) and label not in run.steps:
-            saved = {s.save: label for label, s in labelled(case)
-                     if isinstance(s, Call) and s.save}
-            args = ", ".join(_shown(a, saved, run) for a in step.args)
-            return f"{step.hcall}({args}) [{step.opcode:#x}, step {label}]"
-    return "after the last step"
+    n = call_in_flight(case, run)
+    if n is None:
+        return "after the last step"
+    label, step = list(labelled(case))[n]
+    assert isinstance(step, Call)
+    saved = {s.save: label for label, s in labelled(case) if isinstance(s, Call) and s.save}
+    args = ", ".join(_shown(a, saved, run) for a in step.args)
+    return f"{step.hcall}({args}) [{step.opcode:#x}, step {label}]"
 
 
 def _shown(arg: Arg, saved_by: dict[str, str], run: ScriptRun) -> str:
