@@ -15,11 +15,10 @@ import pytest
 
 from powernest.hcalls import gsb
 from powernest.hcalls.campaign import Campaign, Death, crash_key, slug
-from powernest.hcalls.model import Alloc, Call, Stamp, Write
+from powernest.hcalls.model import Alloc, Call, Stamp, Write, gsb_chunks
 from powernest.hcalls.programs import (
     Programs,
     ProgramStep,
-    encode_gsb,
     parse_gsb,
     program,
     seeds,
@@ -72,7 +71,7 @@ def test_a_gsb_of_the_table_parses_and_encodes_back() -> None:
     for write in writes:
         elements = parse_gsb(write.data)
         if elements is not None:
-            assert encode_gsb(elements) == write.data
+            assert gsb_chunks(elements) == write.data
     assert parse_gsb((gsb.HEADER.pack(2), gsb.ELEMENT_HEADER.pack(0x1003, 8), bytes(8))) is None
 
 

@@ -10,7 +10,7 @@ verdict) or cleanup.  Helpers at the end build the usual setup sequences.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -316,14 +316,28 @@ def guest_with_vcpu() -> tuple[Step, ...]:
 Item = tuple[int, Sequence[Chunk]] | gsb.Element   # a GSB element: (ID, value chunks)
 
 
+def width(chunks: Iterable[Chunk]) -> int:
+    """How many bytes `chunks` write (an Addr: 8)."""
+    return sum(8 if isinstance(c, Addr) else len(c) for c in chunks)
+
+
+GsbElement = tuple[int, int, tuple[Chunk, ...]]   # ID, size as written, value chunks
+
+
+def gsb_chunks(elements: Sequence[GsbElement], count: int | None = None) -> tuple[Chunk, ...]:
+    """The chunks of a GSB: `count` (default: the number of elements), then each
+    element's header, with its size as given (true or not), and its value."""
+    data: list[Chunk] = [gsb.HEADER.pack(len(elements) if count is None else count)]
+    for element_id, size, chunks in elements:
+        data += [gsb.element_header(element_id, size), *chunks]
+    return tuple(data)
+
+
 def gsb_write(buf: str, *elements: Item, count: int | None = None) -> Write:
     """A Write of a GSB; an element is a `gsb.Element` or (ID, chunks of its value)."""
     items = [(e.id, (e.value,)) if isinstance(e, gsb.Element) else e for e in elements]
-    data: list[Chunk] = [gsb.HEADER.pack(len(items) if count is None else count)]
-    for element_id, chunks in items:
-        size = sum(8 if isinstance(c, Addr) else len(c) for c in chunks)
-        data += [gsb.element_header(element_id, size), *chunks]
-    return Write(buf, tuple(data))
+    return Write(buf, gsb_chunks([(element_id, width(chunks), tuple(chunks))
+                                  for element_id, chunks in items], count))
 
 
 def state(label: str, hcall: str, flags: int = 0, *, of: Arg = Var("guest"),

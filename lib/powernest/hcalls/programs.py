@@ -29,10 +29,13 @@ from powernest.hcalls.model import (
     Case,
     Chunk,
     Expr,
+    GsbElement,
     Role,
     Stamp,
     Var,
     Write,
+    gsb_chunks,
+    width,
 )
 from powernest.hcalls.script import MAX_WRITE
 from powernest.nested import API
@@ -181,14 +184,14 @@ class Programs:
             elif kind == 2:
                 size = rng.choice((0, size - 1, size + 1, 4, 8, 16, 0xFFFF)) & 0xFFFF
             elif kind == 3:
-                chunks = (self._edge_bytes(sum(_width(c) for c in chunks)),)
+                chunks = (self._edge_bytes(width(chunks)),)
             elif kind == 4:
                 elements.insert(i, elements[i])
             else:
                 del elements[i]
             if kind in (1, 2, 3):
                 elements[i] = (element_id, size, chunks)
-        data = encode_gsb(elements, count if kind == 0 else None)
+        data = gsb_chunks(elements, count if kind == 0 else None)
         return replace(write, data=data) if _fits(data) else write
 
     def _mutate_chunks(self, write: Write) -> Write:
@@ -196,7 +199,7 @@ class Programs:
             return write
         data = list(write.data)
         i = self.rng.randrange(len(data))
-        data[i] = self._edge_bytes(_width(data[i]))
+        data[i] = self._edge_bytes(width((data[i],)))
         return replace(write, data=tuple(data))
 
     def _edge_bytes(self, width: int) -> bytes:
@@ -208,16 +211,13 @@ class Programs:
         return b"".join(words)[-width:] if width < 8 else b"".join(words)[:width]
 
 
-Element = tuple[int, int, tuple[Chunk, ...]]   # ID, size as written, value chunks
-
-
-def parse_gsb(data: Sequence[Chunk]) -> list[Element] | None:
+def parse_gsb(data: Sequence[Chunk]) -> list[GsbElement] | None:
     """The elements of a write made by `model.gsb_write`, or None if `data` is not one
     (its count and sizes must agree with its chunks)."""
     if not data or not isinstance(data[0], bytes) or len(data[0]) != gsb.HEADER.size:
         return None
     (count,) = gsb.HEADER.unpack(data[0])
-    elements: list[Element] = []
+    elements: list[GsbElement] = []
     i = 1
     while i < len(data):
         header = data[i]
@@ -226,30 +226,17 @@ def parse_gsb(data: Sequence[Chunk]) -> list[Element] | None:
         element_id, size = gsb.ELEMENT_HEADER.unpack(header)
         i += 1
         chunks: list[Chunk] = []
-        while sum(_width(c) for c in chunks) < size and i < len(data):
+        while width(chunks) < size and i < len(data):
             chunks.append(data[i])
             i += 1
-        if sum(_width(c) for c in chunks) != size:
+        if width(chunks) != size:
             return None
         elements.append((element_id, size, tuple(chunks)))
     return elements if count == len(elements) else None
 
 
-def encode_gsb(elements: Sequence[Element], count: int | None = None) -> tuple[Chunk, ...]:
-    """The chunks of a GSB: `count` (default: the number of elements), then each
-    element's header (with its size as given, true or not) and value."""
-    data: list[Chunk] = [gsb.HEADER.pack(len(elements) if count is None else count)]
-    for element_id, size, chunks in elements:
-        data += [gsb.ELEMENT_HEADER.pack(element_id, size), *chunks]
-    return tuple(data)
-
-
-def _width(chunk: Chunk) -> int:
-    return 8 if isinstance(chunk, Addr) else len(chunk)
-
-
 def _fits(data: Sequence[Chunk]) -> bool:
-    return sum(_width(c) for c in data) <= MAX_WRITE
+    return width(data) <= MAX_WRITE
 
 
 def hcalls_of(steps: Sequence[ProgramStep]) -> set[str]:

@@ -31,6 +31,7 @@ from powernest.hcalls.model import (
     Step,
     Var,
     Write,
+    width,
 )
 
 MAX_WRITE = (MAX_COMMAND - 32) // 2     # bytes of one `write` command line, in hex
@@ -155,7 +156,7 @@ def _step(label: str, step: Step, ids: dict[str, int]) -> list[str]:
         return [f"pn alloc {ids[step.buf]} {step.size}", f"show {label}", f"need {label}",
                 f"A_{step.buf.replace('-', '_')}=$(val addr)"]
     if isinstance(step, Write):
-        if sum(8 if isinstance(c, Addr) else len(c) for c in step.data) > MAX_WRITE:
+        if width(step.data) > MAX_WRITE:
             raise ValueError(f"{label}: the module takes at most {MAX_WRITE} bytes a write")
         data = "".join(_chunk(c) for c in step.data)
         return [f'pn write {ids[step.buf]} {step.offset} "{data}"', f"show {label}",
