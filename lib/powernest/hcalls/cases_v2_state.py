@@ -73,6 +73,19 @@ def set_value(element: Item, flags: int = 0) -> tuple[Step, ...]:
     return on_guest(*set_state("set", element, flags=flags, expect=VALUE_OK_OR_REFUSED))
 
 
+def _reserved_element(case_id: str, hcall: str, element_id: int, flags: int = 0) -> Case:
+    """A GET or SET of one reserved element ID: H_Invalid_Element_Id, R4 = its index."""
+    lo, hi = next(r for r in gsb.RESERVED_RANGES if r[0] <= element_id <= r[1])
+    expect = _element_error("H_INVALID_ELEMENT_ID")
+    steps = (set_state("set", (element_id, (u64(0),)), expect=expect) if hcall == SET
+             else _get("get", (element_id, (u64(0),)), flags=flags, expect=expect))
+    return Case(case_id, V2, hcall,
+                f"element 0x{element_id:04X} (reserved){', guest-wide' if flags else ''}",
+                on_guest(*steps),
+                f"{RST}: 0x{lo:04X}-0x{hi:04X} Reserved; R3=H_Invalid_Element_Id, R4=index 0",
+                leaves_state=True, deviations=(ELEMENT_DEVIATION,))
+
+
 VALUE_DEVIATIONS = ("qemu-v2-gsb-value-asserts",)
 LENGTH_DEVIATIONS = ("qemu-v2-gsb-length-asserts",)
 
@@ -95,16 +108,8 @@ CASES_V2_STATE: tuple[Case, ...] = (
          crash_evidence="h_guest_getset_state never checks vcpuid; get_vcpu_state_ptr: "
                         "assert(spapr_nested_vcpu_check(guest, vcpuid, false))",
          deviations=("qemu-v2-state-unchecked-vcpu",)),
-    Case("v2-set-state-reserved-element", V2, SET, "element 0x0C03 (reserved)",
-         on_guest(*set_state("set", (0x0C03, (u64(0),)),
-                             expect=_element_error("H_INVALID_ELEMENT_ID"))),
-         f"{RST}: 0x0C03-0x0FFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-         leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
-    Case("v2-get-state-reserved-element", V2, GET, "element 0x0007 (reserved), guest-wide",
-         on_guest(*_get("get", (0x0007, (u64(0),)), flags=WIDE,
-                        expect=_element_error("H_INVALID_ELEMENT_ID"))),
-         f"{RST}: 0x0007-0x0BFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-         leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
+    _reserved_element("v2-set-state-reserved-element", SET, 0x0C03),
+    _reserved_element("v2-get-state-reserved-element", GET, 0x0007, flags=WIDE),
     Case("v2-set-state-bad-second-element", V2, SET, "GPR3, then reserved 0x2FFF",
          on_guest(*set_state("set", GPR3, (0x2FFF, (bytes(4),)),
                              expect=_element_error("H_INVALID_ELEMENT_ID", index=1))),
@@ -215,16 +220,8 @@ CASES_V2_STATE: tuple[Case, ...] = (
     Case("v2-get-state-nop-element", V2, GET, "the NOP element 0x0000 alone, guest-wide",
          on_guest(*_get("get", (0x0000, ()), flags=WIDE)),
          f"{RST}: 0x0000 is the NOP element, RW and of either scope", leaves_state=True),
-    Case("v2-set-state-reserved-element-0x1053", V2, SET, "element 0x1053 (reserved)",
-         on_guest(*set_state("set", (0x1053, (u64(0),)),
-                             expect=_element_error("H_INVALID_ELEMENT_ID"))),
-         f"{RST}: 0x1053-0x1FFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-         leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
-    Case("v2-get-state-reserved-element-0x3040", V2, GET, "element 0x3040 (reserved)",
-         on_guest(*_get("get", (0x3040, (u64(0),)),
-                        expect=_element_error("H_INVALID_ELEMENT_ID"))),
-         f"{RST}: 0x3040-0xEFFF Reserved; R3=H_Invalid_Element_Id, R4=index 0",
-         leaves_state=True, deviations=(ELEMENT_DEVIATION,)),
+    _reserved_element("v2-set-state-reserved-element-0x1053", SET, 0x1053),
+    _reserved_element("v2-get-state-reserved-element-0x3040", GET, 0x3040),
     Case("v2-get-state-vcpu-element-as-guest-wide", V2, GET, "GPR3 with the wide flag",
          on_guest(*_get("get", GPR3, flags=WIDE, expect=_element_error(*ELEMENT_ERROR))),
          f"{RST}: 'the IDs in the GSB must match' the guest-wide flag; per-element errors "
