@@ -15,6 +15,7 @@ from powernest.testing import (
     IDLE_L2_SPINS,
     L1,
     SMP_L2_STALLS,
+    BootStalled,
     Deviation,
     GuestPool,
     L2Guest,
@@ -32,6 +33,10 @@ pytestmark = pytest.mark.nightly
 # one vCPU takes in that L1 (a v2 stall: 30 to 45 times).
 SMP_L2_PROMPT_WITHIN = 20.0
 SMP_L2_SLOWER_THAN_ONE = 5.0
+# An L2's clock starts with its kernel, after its QEMU and firmware (2.5 to 3 s of a 4 s
+# boot under TCG, the same with two vCPUs): an L2 with two vCPUs not at its prompt this many
+# times that start-up after its limit (above) is past the limit by its own clock too.
+SMP_L2_START_UP_MARGIN = 2.0
 # An L1 bounds each L2 run by its next timer event, a few milliseconds away (the longest run
 # of a sound boot: 6 ms to 0.9 s); a run of 10 s outlasted any wait of a busy L0 for a CPU.
 L2_RUN_OVERRUN = 10.0
@@ -71,41 +76,51 @@ def test_two_l2s_at_once(l1: L1, target: Target, pool: GuestPool) -> None:
     assert_l1_healthy(l1)
 
 
-@pytest.mark.slow  # minutes under API v2
 @pytest.mark.deviation(SMP_L2_STALLS)
 def test_l2_with_two_vcpus(l1: L1, target: Target, pool: GuestPool,
                            record_property: pytest.RecordProperty,
                            expect_deviation: Callable[[Deviation], bool]) -> None:
     """Two L2 vCPUs in a one-vCPU L1: the L1 must run them in turn, the L2 reach its prompt
-    about as soon as one with one vCPU, and each L2 run end when its L1 asked (`L2Runs`);
-    where one did not, its L0 lost an HDEC."""
+    about as soon as one with one vCPU (booted first, in the same L1), and each L2 run end
+    when its L1 asked (`L2Runs`); where one did not, its L0 lost an HDEC.  A stall is known
+    as soon as the L2 is late past the limit by its own clock: not waited out."""
+    one = pool.l2(l1, target)
+    try:
+        single = one.ready_uptime()
+    finally:
+        pool.stop(one)
+    assert single is not None, "the L2 with one vCPU printed no uptime at its prompt"
+    record_property("l2_smp1_uptime", str(single))
+    limit = max(SMP_L2_PROMPT_WITHIN, SMP_L2_SLOWER_THAN_ONE * single)
+    within = limit + SMP_L2_START_UP_MARGIN * (one.boot_seconds - single)
     runs = L2Runs(l1)
     try:
         with runs:
-            l2 = pool.l2(l1, target, smp=2)
             try:
-                assert_under_kvm(l2)
-                assert l2.cpus() == 2, f"the L2 with -smp 2 brought up {l2.cpus()} CPUs"
-                seconds, uptime = round(l2.boot_seconds, 1), l2.ready_uptime()
-            finally:
-                pool.stop(l2)
-        record_property("l2_smp2_boot_seconds", seconds)   # bench/run_figures.py: v2/v1
-        assert uptime is not None, "the L2 with -smp 2 printed no uptime at its prompt"
-        if uptime >= SMP_L2_PROMPT_WITHIN:
-            # the L0's known stall is a strict xfail as it is; otherwise a stall, or a
-            # slow L1: an L2 with one vCPU tells
+                l2 = pool.l2(l1, target, smp=2, within=within)
+            except BootStalled as stall:
+                late = (f"the L2 with -smp 2 was not at its prompt {within:.0f} s after its "
+                        f"QEMU started (stopped after its {stall.milestone}'s wait), so past "
+                        f"{limit:.0f} s of its own clock")
+                uptime = None
+            else:
+                try:
+                    assert_under_kvm(l2)
+                    assert l2.cpus() == 2, f"the L2 with -smp 2 brought up {l2.cpus()} CPUs"
+                    record_property("l2_smp2_boot_seconds", round(l2.boot_seconds, 1))
+                    uptime = l2.ready_uptime()
+                    assert uptime is not None, "the L2 with -smp 2 printed no uptime at its prompt"
+                    late = (f"the L2 with -smp 2 reached its prompt after {uptime} s of its "
+                            "own clock")
+                finally:
+                    pool.stop(l2)
+        if uptime is None or uptime >= SMP_L2_PROMPT_WITHIN:
+            # the L0's known stall is a strict xfail as it is; otherwise a stall, or a slow
+            # L1: the L2 with one vCPU tells
             assert not expect_deviation(SMP_L2_STALLS), (
-                f"the L2 with -smp 2 reached its prompt after {uptime} s of its own clock "
-                f"(a stall: within {SMP_L2_PROMPT_WITHIN:.0f} s expected)")
-            one = pool.l2(l1, target)
-            try:
-                single = one.ready_uptime()
-            finally:
-                pool.stop(one)
-            record_property("l2_smp1_uptime", str(single))
-            assert single is not None and uptime < SMP_L2_SLOWER_THAN_ONE * single, (
-                f"the L2 with -smp 2 reached its prompt after {uptime} s of its own clock, "
-                f"one with one vCPU in the same L1 after {single} s (a stall: within "
+                f"{late} (a stall: within {SMP_L2_PROMPT_WITHIN:.0f} s expected)")
+            assert uptime is not None and uptime < limit, (
+                f"{late}, one with one vCPU in the same L1 after {single} s (a stall: within "
                 f"{SMP_L2_PROMPT_WITHIN:.0f} s, or {SMP_L2_SLOWER_THAN_ONE:.0f} times the "
                 "one-vCPU L2's, expected)")
         assert_l1_healthy(l1)

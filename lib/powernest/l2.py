@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from powernest import kvmprobe, naming
+from powernest.bootwatch import BootStalled, Milestone, Step
 from powernest.console import (
     ConsoleClosed,
     ConsoleError,
@@ -45,6 +46,11 @@ from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
 L2_PROMPT = "powernest-l2# "
+# What an L2 boot passes (`powernest.bootwatch`): its first console line (at loglevel 5 a
+# kernel warning, about 0.3 s of its own clock in), its init's banner, its prompt.
+L2_MILESTONES = (Milestone("first output", r"\S"), Milestone("banner", L2_READY),
+                 Milestone("prompt", L2_CPUINFO_END))
+PROBE_MILESTONES = (Milestone("answer", re.escape(kvmprobe.SAYS.decode())),)
 # An L2 reboot takes about 6 s (LAB-NOTES), about as long as its first boot; one that has
 # not shown a new banner after 45 s, and 3 times that boot, is stuck, not slow (the kvm
 # twin beside the powervm twin boots an L2 in 30 to 120 s).
@@ -138,19 +144,48 @@ class L2Guest:
             raise GuestStartError(self.spec.name, errors(said), said, self.log_path)
         return started
 
-    def start(self) -> None:
-        """Launch and wait for the L2's banner; GuestStartError if QEMU refused."""
+    def start(self, steps: Sequence[Step] = ()) -> dict[str, float]:
+        """Launch and wait for the L2's prompt, milestone by milestone (`steps`; default:
+        each within the boot timeout); how long each step took.  GuestStartError if QEMU
+        refused, BootStalled if a milestone did not come within its bound."""
         started = self._launched()
-        match = self.wait_for(L2_READY, self.boot_timeout)
+        took = self._watch(started, steps or self._unbounded(L2_MILESTONES))
+        match = re.search(L2_READY, self.text)
+        prompt = self.text.find(L2_CPUINFO_END)
+        assert match is not None and prompt >= 0   # milestones of the steps
         self.kernel_release = match[1]
-        self.boot_seconds = time.monotonic() - started
-        self._prompt_from = self.wait_for(L2_CPUINFO_END, self.boot_timeout).end()
+        self.boot_seconds = took["first output"] + took["banner"]
+        self._prompt_from = prompt + len(L2_CPUINFO_END)
+        return took
 
-    def start_probe(self) -> None:
+    def start_probe(self, steps: Sequence[Step] = ()) -> dict[str, float]:
         """Launch a KVM probe (`powernest.kvmprobe`) and wait until it has printed."""
-        started = self._launched()
-        self.wait_for(re.escape(kvmprobe.SAYS.decode()), self.boot_timeout)
-        self.boot_seconds = time.monotonic() - started
+        took = self._watch(self._launched(), steps or self._unbounded(PROBE_MILESTONES))
+        self.boot_seconds = took["answer"]
+        return took
+
+    def _unbounded(self, milestones: Sequence[Milestone]) -> list[Step]:
+        return [Step(m, self.boot_timeout, "the boot timeout") for m in milestones]
+
+    def _watch(self, started: float, steps: Sequence[Step]) -> dict[str, float]:
+        """Wait for each step's milestone within its bound (and the whole boot within the
+        boot timeout); how long each took, the first since `started`."""
+        took: dict[str, float] = {}
+        reached, at = "its QEMU started", started
+        for step in steps:
+            bound = min(step.bound, started + self.boot_timeout - at)
+            try:
+                self.wait_for(step.milestone.pattern, bound)
+            except ConsoleTimeout:
+                raise BootStalled(
+                    f"{self.spec.name}: its boot stopped after {reached}: no "
+                    f"{step.milestone.name} within {bound:.0f} s ({step.basis}), "
+                    f"{time.monotonic() - started:.0f} s after its QEMU started; last console "
+                    f"lines:\n{tail(self.text)}", self.log_path, step.milestone.name) from None
+            now = time.monotonic()
+            took[step.milestone.name] = now - at
+            reached, at = f"its {step.milestone.name}", now
+        return took
 
     def poll(self, wait: float = 0.0) -> str:
         """Fetch what the L2 console printed since the last poll, first waiting up to

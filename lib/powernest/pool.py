@@ -18,15 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from powernest import kvmprobe, naming, timing
+from powernest.bootwatch import BootStalled, BootTimes, Step
 from powernest.errors import Unavailable
 from powernest.guests import L1, L1Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host
 from powernest.kinds import Ability, Target, kind_of
-from powernest.l2 import L2Guest, L2Host
+from powernest.l2 import L2_MILESTONES, PROBE_MILESTONES, L2Guest, L2Host
 from powernest.lab import LabImages
 from powernest.lpar import Lpar
 from powernest.qemu import SPAPR_RNG, GuestSpec, checkpoint_key
+
+# After this many L2 boots in a row stalled on one target (each in a fresh L1: a case
+# whose guest failed retires its L1), its L0 boots no L2: the next ones fail at once.
+STALLS_BEFORE_GIVING_UP = 2
 
 # A checkpoint is saved with the L1 stopped (`qemu.save_state`); without this, QEMU
 # would also restore it stopped.
@@ -46,9 +51,11 @@ class GuestPool:
     on_started: Callable[[str, str, float, str], None] = lambda *guest: None
     before_kvm: Callable[[L1], None] = lambda l1: None   # e.g. start tracing its hcalls
     worker: str = ""    # the pytest-xdist worker, so guest names stay unique across workers
+    boot_times: BootTimes = field(default_factory=BootTimes)   # bounds of boot milestones
     _guests: list[L1Guest | L2Guest] = field(default_factory=list)
     _lpars: dict[str, Lpar] = field(default_factory=dict)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _stalls: dict[str, list[BootStalled]] = field(default_factory=dict)   # by target id
 
     def l1(self, target: Target, kernel: str | None = None, *, booted: bool = False) -> L1:
         """A fresh L1 for `target` (on a powervm host: the LPAR); `stop()` it when done.
@@ -122,9 +129,12 @@ class GuestPool:
         lpar.connect()
         return lpar
 
-    def l2(self, l1: L2Host, target: Target, **spec: Any) -> L2Guest:
-        """Start an L2 inside `l1` and wait until its init has printed its cpuinfo."""
-        return self._start_l2(l1, target, "l2", spec)
+    def l2(self, l1: L2Host, target: Target, *, within: float | None = None,
+           **spec: Any) -> L2Guest:
+        """Start an L2 inside `l1` and wait until its init has printed its cpuinfo: each
+        milestone within its learnt bound (`powernest.bootwatch`), or the whole boot
+        `within` that many seconds (a case's own bound: not learnt from)."""
+        return self._start_l2(l1, target, "l2", spec, within)
 
     def kvm_probe(self, l1: L2Host, target: Target) -> L2Guest:
         """Run the KVM probe (`powernest.kvmprobe`) in `l1` under -accel kvm until it has
@@ -134,19 +144,42 @@ class GuestPool:
         return self._start_l2(l1, target, "probe",
                               {"kernel": kvmprobe.PATH, "initrd": None, "memory": "256M"})
 
-    def _start_l2(self, l1: L2Host, target: Target, level: str,
-                  spec: dict[str, Any]) -> L2Guest:
-        guest = L2Guest.in_l1(l1, self.console_dir, target.host.timeouts.l2_boot,
+    def _start_l2(self, l1: L2Host, target: Target, level: str, spec: dict[str, Any],
+                  within: float | None = None) -> L2Guest:
+        stalls = self._stalls.setdefault(target.id, [])
+        if within is None and len(stalls) >= STALLS_BEFORE_GIVING_UP:
+            first = str(stalls[0]).splitlines()[0]
+            raise BootStalled(f"not started: the last {len(stalls)} L2 boots on {target.id} "
+                              f"stalled; the first: {first}", stalls[0].log,
+                              stalls[0].milestone)
+        guest = L2Guest.in_l1(l1, self.console_dir, within or target.host.timeouts.l2_boot,
                               target.host.l2_machine, **spec)
         self._guests.append(guest)
         self.on_console(guest.log_path)
+        milestones = PROBE_MILESTONES if level == "probe" else L2_MILESTONES
+        kind = self.boot_kind(target, level, guest.spec.smp)
+        steps = ([Step(m, within, "the case's bound") for m in milestones] if within
+                 else self.boot_times.plan(kind, milestones, guest.boot_timeout))
         with timing.phase(timing.L2_BOOT):
-            if level == "probe":
-                guest.start_probe()
-            else:
-                guest.start()
+            try:
+                took = (guest.start_probe(steps) if level == "probe"
+                        else guest.start(steps))
+            except BootStalled as stall:
+                if within is None:
+                    stalls.append(stall)
+                with contextlib.suppress(Exception):   # a stuck L2 must not go on spinning
+                    self.stop(guest)
+                raise
+        if within is None:
+            stalls.clear()
+            self.boot_times.record(kind, took)
         self.on_started(level, guest.spec.name, guest.boot_seconds, "boot")
         return guest
+
+    def boot_kind(self, target: Target, level: str, smp: int = 1) -> str:
+        """What boots of one kind share their learnt bounds by (`bootwatch.BootTimes`)."""
+        l0 = self.session_for(target.host).l0.description
+        return f"{target.host.name}|{l0}|{target.api.value}|{level}|smp{smp}"
 
     def running_l1s(self) -> list[L1Guest]:
         """The L1s this pool started that still run."""

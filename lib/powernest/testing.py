@@ -14,6 +14,7 @@ the library.  Markers:
 `Unavailable`, raised while a case sets up or runs, skips it with its message.
 """
 
+from powernest.bootwatch import BootStalled
 from powernest.console import find_failure
 from powernest.errors import Unavailable
 from powernest.guests import L1
@@ -52,6 +53,7 @@ from powernest.scenarios import SCENARIOS, Scenario, Stage, run_chain
 __all__ = [
     "API", "CPU_MODELS", "GATE_ROWS", "HDEC_LOST", "IDLE_L2_SPINS", "KERNEL_APIS", "L1",
     "L2_SHELL_TIMEOUT", "SCENARIOS", "SET_CAPABILITIES_ONCE", "SMP_L2_STALLS", "TLB_INVALIDATE",
+    "BootStalled",
     "V1_HCALLS", "V2_HCALLS", "VPA_ELEMENT", "Ability", "Case", "Deviation", "GuestPool",
     "HcallRunner", "Host", "HostSession", "L2Guest", "L2Runs", "Outcome", "Scenario",
     "SharedGuests", "Stage", "Target", "Unavailable", "cap_rule", "cases_for_target", "deviation",

@@ -14,19 +14,22 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from powernest.bootwatch import BootTimes
 from powernest.console import ConsoleError
 from powernest.guests import L1
 from powernest.hcalls.runner import HcallRunner
 from powernest.hosts import HostSession
 from powernest.kinds import Target
 from powernest.l2 import L2Guest
-from powernest.lab import LabImages, build_lab, find_lab, hcall_module_for
+from powernest.lab import LabImages, build_lab, default_cache, find_lab, hcall_module_for
 from powernest.nested import Deviation
 from powernest.plugin.cases import expect
 from powernest.plugin.collection import host_of, target_of
 from powernest.plugin.run import HostSessions, RunContext, context
 from powernest.plugin.shared import RETIRED, SharedGuests, SharedGuestWarning, registry
 from powernest.pool import GuestPool
+
+BOOT_TIMES = "boot-times.json"   # the lab's boot milestones, learnt (powernest.bootwatch)
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +66,8 @@ def pool(run_context: RunContext, lab: LabImages) -> Iterator[GuestPool]:
                   run_context.sessions.get_session, on_console=run_context.attach,
                   on_started=run_context.started,
                   before_kvm=run_context.traces.start,
-                  worker=os.environ.get("PYTEST_XDIST_WORKER", ""))
+                  worker=os.environ.get("PYTEST_XDIST_WORKER", ""),
+                  boot_times=BootTimes(default_cache() / BOOT_TIMES))
     yield p
     p.close()
 

@@ -12,7 +12,6 @@ MARKERS = {
     "api_v1": "cases under API v1 (nested-hv)",
     "api_v2": "cases under API v2 (nested-papr)",
     "kexec": "cases that kexec an L1",
-    "slow": "cases that take minutes",
     "requires(ability)": "the case needs a powernest.kinds.Ability of its host's kind; "
                          "skipped with the reason where the kind lacks it",
     "per_target(argname, params_for)": "parametrize argname jointly with the target, with "
