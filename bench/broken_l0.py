@@ -1,6 +1,6 @@
 """How fast and how precisely the suite turns red on an L0 that loses an L2 register.
 
-    .venv/bin/python bench/broken_l0.py [--fault ctr] [-- PYTEST_ARGS]
+    .venv/bin/python bench/broken_l0.py [--fault ctr] [--as-host NAME] [-- PYTEST_ARGS]
 
 Builds the QEMU of this machine (`qemu-system-ppc64 --version`: Debian's source
 package, fetched from the machine's own Debian archive) for ppc64-softmmu with
@@ -74,12 +74,16 @@ def first_red(junit: Path) -> tuple[str, float, str] | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fault", choices=sorted(FAULTS), default="ctr")
+    parser.add_argument("--as-host", metavar="NAME",
+                        help="name the broken L0's host NAME (default: broken-FAULT), e.g. "
+                             "p10-emulated to wait by the boot bounds that host's runs taught")
     parser.add_argument("pytest_args", nargs="*", default=["-k", "l2-exit", "-x"])
     args = parser.parse_args()
     binary = build(args.fault)
     with tempfile.TemporaryDirectory() as tmp:
         inventory = Path(tmp) / "hosts.yaml"
-        inventory.write_text(f"hosts:\n  - name: broken-{args.fault}\n    kind: tcg\n"
+        name = args.as_host or f"broken-{args.fault}"
+        inventory.write_text(f"hosts:\n  - name: {name}\n    kind: tcg\n"
                              f"    cpu: power10\n    qemu: {binary}\n"
                              f"    qemu_data_dir: {qemu_build.DATA_DIR}\n")
         reports = Path(tmp) / "reports"
