@@ -86,3 +86,24 @@ def test_unloadable_checkpoint_falls_back_to_a_boot(pool: GuestPool, tmp_path: P
     assert states[0].stat().st_size > 1 << 20   # saved again, whole
     third = pool.l1(target(API.V1))
     assert isinstance(third, L1Guest) and third.started_from == "checkpoint"
+
+
+@pytest.mark.parametrize(("qemu", "mapped_ram"), [(None, True),
+                                                  ("qemu-system-ppc64-7.2", False)])
+def test_state_format_follows_the_l0(pool: GuestPool, tmp_path: Path, lab: LabImages,
+                                     qemu: str | None, mapped_ram: bool) -> None:
+    """QEMU 10 saves in its mapped-ram format (a sparse file, pages at fixed offsets),
+    QEMU 7.2 (a file of the lab build), which lacks it, as a stream; each restores
+    its own."""
+    host = {"name": "ckpt-p9", "kind": "tcg", "cpu": "power9", "memory": "2G"}
+    if qemu:
+        host |= {"qemu": str(lab.root / qemu), "qemu_data_dir": "/usr/share/qemu"}
+    chosen = Target(Inventory.model_validate({"hosts": [host]}).hosts[0], API.V1)
+    pool.stop(pool.l1(chosen))
+    [state] = (tmp_path / "cache" / "checkpoints").glob("*.state")
+    sparse = state.stat().st_blocks * 512 < state.stat().st_size
+    assert sparse == mapped_ram
+    restored = pool.l1(chosen)
+    assert isinstance(restored, L1Guest) and restored.started_from == "checkpoint"
+    assert restored.spec.mapped_ram == mapped_ram
+    assert restored.run(["true"]).ok
