@@ -29,8 +29,8 @@ from powernest.lab import LabImages
 from powernest.lpar import Lpar
 from powernest.qemu import SPAPR_RNG, GuestSpec, checkpoint_key
 
-# After this many L2 boots in a row stalled on one target (each in a fresh L1: a case
-# whose guest failed retires its L1), its L0 boots no L2: the next ones fail at once.
+# After this many L2 boots in a row stalled on one target (in the suites each in a fresh
+# L1: a case whose guest failed retires its L1), its L0 boots no L2: the next fail at once.
 STALLS_BEFORE_GIVING_UP = 2
 
 # A checkpoint is saved with the L1 stopped (`qemu.save_state`); without this, QEMU
