@@ -128,6 +128,9 @@ def save_state(console: Console, path: str, timeout: float, mapped_ram: bool = F
     console.expect(_MONITOR, 30)
     console.sendline("stop")   # a stopped guest dirties no page while it is written
     console.expect(_MONITOR, 30)
+    # QEMU limits a migration to 128 MiB/s unless told: a save took 4.1 s, now 1.1 s
+    console.sendline("migrate_set_parameter max-bandwidth 100G")
+    console.expect(_MONITOR, 30)
     console.sendline(f'migrate "{target}"')
     console.expect(_MONITOR, timeout)
     status, deadline = "", time.monotonic() + timeout
