@@ -46,10 +46,22 @@ from powernest.shell import CommandFailed, Result, Runner, kill_pidfile, quote
 L2_READY = r"POWERNEST-L2-READY kernel=(\S+) uptime="
 L2_CPUINFO_END = "POWERNEST-L2-CPUINFO-END"
 L2_PROMPT = "powernest-l2# "
+_CUT_IN = re.compile(r"(?<=[^\r\n])\[ *\d+\.\d+\] [^\r\n]*\r*\n")   # a kernel line mid-line
+
+
+def _uncut(marker: str) -> str:
+    """A pattern for `marker` that also finds it with a kernel line printed into it (the
+    kernel may print while the L2 init does: `POWERNEST-L2-CPU[ 4.19] hrtimer: ...`
+    newline `INFO-END`)."""
+    return f"(?:{_CUT_IN.pattern})?".join(re.escape(c) for c in marker)
+
+
 # What an L2 boot passes (`powernest.bootwatch`): its first console line (at loglevel 5 a
 # kernel warning, about 0.3 s of its own clock in), its init's banner, its prompt.
-L2_MILESTONES = (Milestone("first output", r"\S"), Milestone("banner", L2_READY),
-                 Milestone("prompt", L2_CPUINFO_END))
+BANNER = _uncut(L2_READY.split(" ", 1)[0])
+PROMPT_NEXT = _uncut(L2_CPUINFO_END)   # the shell's prompt follows
+L2_MILESTONES = (Milestone("first output", r"\S"), Milestone("banner", BANNER),
+                 Milestone("prompt", PROMPT_NEXT))
 PROBE_MILESTONES = (Milestone("answer", re.escape(kvmprobe.SAYS.decode())),)
 # An L2 reboot takes about 6 s (LAB-NOTES), about as long as its first boot; one that has
 # not shown a new banner after 45 s, and 3 times that boot, is stuck, not slow (the kvm
@@ -65,7 +77,6 @@ WAIT_SLICE = 2.0
 # Each console byte costs the L1 an exit; warnings, crash traces and errors still show
 # (the boot lines the verbs read, the L2 init prints from its kernel log).
 L2_APPEND = f"console=hvc0 loglevel=5 {LAB_KERNEL_ARGS}"
-_CUT_IN = re.compile(r"(?<=[^\r\n])\[ *\d+\.\d+\] [^\r\n]*\r*\n")   # a kernel line mid-line
 # KVM-HV's register dump for a vCPU exit it cannot handle (kvmppc_dump_regs, then the
 # `trap=... | pc=... | msr=...` line of kvmppc_handle_exit_hv): the L2 is not running.
 KVM_VCPU_DUMP = r"vcpu [0-9a-fx]+ \([0-9]+\):|trap=0x[0-9a-f]+ \| pc=0x"
@@ -150,12 +161,12 @@ class L2Guest:
         refused, BootStalled if a milestone did not come within its bound."""
         started = self._launched()
         took = self._watch(started, steps or self._unbounded(L2_MILESTONES))
-        match = re.search(L2_READY, self.text)
-        prompt = self.text.find(L2_CPUINFO_END)
-        assert match is not None and prompt >= 0   # milestones of the steps
+        match = re.search(L2_READY, self.boot_lines())
+        prompt = re.search(PROMPT_NEXT, self.text)
+        assert match is not None and prompt is not None   # milestones of the steps
         self.kernel_release = match[1]
         self.boot_seconds = took["first output"] + took["banner"]
-        self._prompt_from = prompt + len(L2_CPUINFO_END)
+        self._prompt_from = prompt.end()
         return took
 
     def start_probe(self, steps: Sequence[Step] = ()) -> dict[str, float]:
@@ -309,11 +320,12 @@ class L2Guest:
 
     def cpuinfo(self) -> str:
         """The cpuinfo lines the L2 init printed at boot."""
-        start = re.search(L2_READY, self.text)
-        end = self.text.find(L2_CPUINFO_END)
+        text = self.boot_lines()
+        start = re.search(L2_READY, text)
+        end = text.find(L2_CPUINFO_END)
         if not start or end < 0:
             return ""
-        lines = self.text[start.end():end].replace("\r", "").splitlines()[1:]
+        lines = text[start.end():end].replace("\r", "").splitlines()[1:]
         return "\n".join(lines)
 
     def boot_lines(self) -> str:
@@ -338,7 +350,7 @@ class L2Guest:
 
     def ready_uptime(self) -> float | None:
         """The L2's uptime, by its own clock, when its init printed its first banner."""
-        match = re.search(L2_READY + r"([0-9.]+)", self.text)
+        match = re.search(L2_READY + r"([0-9.]+)", self.boot_lines())
         return float(match[2]) if match else None
 
     def cpus(self) -> int | None:
@@ -361,10 +373,10 @@ class L2Guest:
         `L2_SHELL_TIMEOUT`: a shell that never reads its input will not reboot either),
         then for its next banner (`L2_REBOOT_TIMEOUT`, or 3 times its first boot)."""
         timeout = max(L2_REBOOT_TIMEOUT, L2_REBOOT_PER_BOOT * self.boot_seconds)
-        self.wait_for(L2_READY, 0)
+        self.wait_for(BANNER, 0)
         _, taken = self._type("reboot -f", L2_SHELL_TIMEOUT)
-        self.wait_for(L2_READY, timeout, since=taken.end())
-        self._prompt_from = self.wait_for(L2_CPUINFO_END, timeout, since=taken.end()).end()
+        self.wait_for(BANNER, timeout, since=taken.end())
+        self._prompt_from = self.wait_for(PROMPT_NEXT, timeout, since=taken.end()).end()
 
     def running(self) -> bool:
         script = 'test -s "$1" && kill -0 "$(cat "$1")" 2>/dev/null'
