@@ -205,6 +205,9 @@ def test_the_runner_unloads_the_module_from_its_shared_l1s(hv_l1: L1Guest,
         def stop(self, l1: object) -> None:
             stopped.append(l1)
 
+        def owns(self, l1: object) -> bool:
+            return False
+
     host = Host.model_validate({"name": "lpar-like", "kind": "tcg", "cpu": "power10"})
     runner = HcallRunner(OneL1(), lab.hcall_modules, tmp_path)   # type: ignore[arg-type]
     run = runner.run(Target(host, API.V1), cases.case("v1-set-partition-table"))

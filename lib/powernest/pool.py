@@ -196,6 +196,10 @@ class GuestPool:
             guest.stop()
             self.forget(guest)
 
+    def owns(self, guest: L1 | L2Guest) -> bool:
+        """Whether this pool started `guest` and will stop it (an LPAR: never)."""
+        return guest in self._guests
+
     def forget(self, guest: L1 | L2Guest) -> None:
         """Drop a guest that is already gone (e.g. an L2 whose L1 kernel was replaced)."""
         if guest in self._guests:

@@ -203,11 +203,13 @@ class HcallRunner:
         return replace(run, reproducer=path)
 
     def close(self) -> None:
-        """Unload the module from the shared L1s (an LPAR goes on running) and stop them."""
+        """Stop the shared L1s; from one the run does not own (an LPAR), which goes on
+        running, first unload the module.  (An L1 about to be stopped is not asked: an
+        `rmmod` that hung a QEMU 7.2 L1 held a run's end for its command timeout.)"""
         for target_id in list(self._shared):
             l1 = self._shared.pop(target_id)
             with contextlib.suppress(PowernestError):
-                if l1.alive():
+                if not self.pool.owns(l1) and l1.alive():
                     driver.unload(l1)
             self.pool.stop(l1)
 
