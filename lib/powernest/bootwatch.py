@@ -73,7 +73,7 @@ class BootTimes:
         known = self._read()
         steps = []
         for milestone in milestones:
-            seen = known.get(_key(guest, milestone), [])
+            seen = known.get(_key(guest, milestone.name), [])
             if len(seen) >= LEARNT_AFTER:
                 bound = max(FLOOR, FACTOR * max(seen))
                 basis = (f"{FACTOR:.0f} times the longest of the last {len(seen)} boots "
@@ -88,7 +88,7 @@ class BootTimes:
         """Add one boot's step times (milestone name: seconds since the one before)."""
         with self._locked() as known:
             for name, seconds in took.items():
-                seen = known.setdefault(f"{guest}|{name}", [])
+                seen = known.setdefault(_key(guest, name), [])
                 seen.append(round(seconds, 2))
                 del seen[:-KEEP]
 
@@ -116,5 +116,6 @@ class BootTimes:
             part.replace(self.path)
 
 
-def _key(guest: str, milestone: Milestone) -> str:
-    return f"{guest}|{milestone.name}"
+def _key(guest: str, milestone: str) -> str:
+    """Where one step's times are kept: the kind of boot, then the milestone's name."""
+    return f"{guest}|{milestone}"
