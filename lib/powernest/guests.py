@@ -39,7 +39,14 @@ from powernest.console import (
     tail,
 )
 from powernest.l2 import L2Host
-from powernest.qemu import GuestSpec, GuestStartError, SaveFailed, errors, save_state
+from powernest.qemu import (
+    GuestSpec,
+    GuestStartError,
+    SaveFailed,
+    errors,
+    save_state,
+    wait_running,
+)
 from powernest.shell import Result, Shell, kill_pidfile, quote
 
 L1_READY = r"POWERNEST-L1-READY kernel=\S+ uptime="
@@ -53,8 +60,8 @@ L2_INITRD = "/boot/l2.cpio"
 RESTORE_TIMEOUT = {"tcg": 10.0, "kvm": 30.0}
 # How often a restoring L1 is asked for its prompt: a mapped-ram state loads in 0.22 s.
 RESTORE_POLL = 0.05
-# About one restore in 50 never answered at its prompt (its console printed nothing, the
-# same file restored at once the next time): that one gets a second try.
+# A restore that never answers at its prompt gets a second try (about one in 50 did, all
+# from QEMU 7.2, before `qemu.wait_running`).
 RESTORE_TRIES = 2
 
 
@@ -305,7 +312,8 @@ class L1Guest(L1Commands):
         assert self.console is not None
         timeout = min(self.boot_timeout, RESTORE_TIMEOUT[self.spec.accel])
         deadline = started + timeout
-        while True:   # the saved L1 waits at its prompt: a line shows it once QEMU has loaded
+        wait_running(self.console, timeout, RESTORE_POLL)
+        while True:   # the saved L1 waits at its prompt: a line shows it
             self.console.sendline("")
             try:
                 self.console.expect(re.escape(L1_PROMPT), RESTORE_POLL)
