@@ -157,8 +157,8 @@ def wait_running(console: Console, timeout: float, poll: float) -> None:
     Asks QEMU's monitor (`info status`), not the guest: a line sent to the guest's
     console while QEMU 7.2 loads its state can leave that console deaf for good
     (measured: 5 restores of 100 never answered; none of 100 given no input until
-    loaded): the guest never reads what it was sent, and QEMU, its input buffer full,
-    stops reading the console, the monitor's Ctrl-A included.
+    loaded): what was sent is never read, and QEMU leaves its stdin out of its main
+    loop's poll, so neither the guest nor the monitor's Ctrl-A gets another byte.
     """
     deadline = time.monotonic() + timeout
     console.send("\x01c")
