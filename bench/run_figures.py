@@ -1,9 +1,10 @@
 """Figures of a run's speed, measured on this machine and printed.
 
-    .venv/bin/python bench/run_figures.py [--rounds 5] [--skip-runs]
+    .venv/bin/python bench/run_figures.py [--rounds 5] [--skip-runs] [--restores N]
 
 1. a fresh L1 by boot against one restored from its checkpoint, side by side
-   (min / median / max of each);
+   (min / median / max of each); with `--restores N`, N restores on each tcg host and
+   how many needed a second try;
 2. the wall time of `make premerge` (also without the hcall suite's cases, to count
    what that suite adds to the gate apart) and of `make run` (default inventory);
 3. how well `make run` keeps its workers busy: its wall time against the sum
@@ -23,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from powernest.guests import L1Guest
+from powernest.guests import RESTORED_AGAIN, L1Guest
 from powernest.hosts import HostSession
 from powernest.inventory import Host, load_inventory
 from powernest.kinds import Target
@@ -63,6 +64,29 @@ def l1_start(host: Host, rounds: int, work: Path) -> None:
         print(f"  by {how:<10} {_spread(timings[how])}")
     print(f"  restore/boot median: "
           f"{statistics.median(timings['checkpoint']) / statistics.median(timings['boot']):.2f}")
+
+
+def restores(host: Host, count: int, work: Path) -> None:
+    """Restore `count` fresh L1s of one target in turn; print their spread and how many
+    did not answer at their prompt the first time (`guests.RESTORE_TRIES`)."""
+    session = HostSession.open(host, "bench", 60)
+    consoles = work / "restores"
+    pool = GuestPool("bench", consoles, build_lab(log=lambda line: None), lambda h: session)
+    target = Target(host, API.V1)
+    seconds: list[float] = []
+    try:
+        pool.stop(pool.l1(target))   # makes the checkpoint if there is none yet
+        for _ in range(count):
+            l1 = pool.l1(target)
+            assert isinstance(l1, L1Guest)
+            seconds.append(l1.boot_seconds)
+            pool.stop(l1)
+    finally:
+        pool.close()
+        session.close()
+    again = sum(log.read_text().count(RESTORED_AGAIN) for log in consoles.glob("*.log"))
+    print(f"restores on {host.name}: {_spread(seconds)}; a second try needed: {again} of "
+          f"{count}")
 
 
 def make(target: str, pytest_args: str = "", label: str = "") -> tuple[float, Path]:
@@ -112,10 +136,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="boots and restores each")
     parser.add_argument("--skip-runs", action="store_true",
                         help="only the L1 figures (make premerge and make run take minutes)")
+    parser.add_argument("--restores", type=int, default=0, metavar="N",
+                        help="also restore N fresh L1s of every tcg host, counting second tries")
     options = parser.parse_args()
-    host = next(h for h in load_inventory(REPO / "hosts.yaml").hosts if h.kind.value == "tcg")
+    tcg = [h for h in load_inventory(REPO / "hosts.yaml").hosts if h.kind.value == "tcg"]
     with tempfile.TemporaryDirectory(prefix="powernest-bench-") as tmp:
-        l1_start(host, options.rounds, Path(tmp))
+        l1_start(tcg[0], options.rounds, Path(tmp))
+        for host in tcg if options.restores else ():
+            restores(host, options.restores, Path(tmp))
     if options.skip_runs:
         return
     gate, _ = make("premerge")

@@ -63,6 +63,7 @@ RESTORE_POLL = 0.05
 # A restore that never answers at its prompt gets a second try (about one in 50 did, all
 # from QEMU 7.2, before `qemu.wait_running`).
 RESTORE_TRIES = 2
+RESTORED_AGAIN = "restoring again"   # the console log's note of a second try
 
 
 class L0Died(ConsoleClosed):
@@ -337,7 +338,7 @@ class L1Guest(L1Commands):
             kill_pidfile(self.host, self.spec.pidfile)
         if drop:
             self.host.run(["rm", "-f", checkpoint])
-        then = "booting" if drop else "restoring again"
+        then = "booting" if drop else RESTORED_AGAIN
         with self.log_path.open("a") as log:
             log.write(f"\n{NOTE}checkpoint {checkpoint} not used ({problem}); {then}\n")
 
