@@ -21,6 +21,8 @@ import subprocess
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,24 +43,30 @@ def _spread(seconds: list[float]) -> str:
             f"max {max(seconds):.2f} s ({len(seconds)})")
 
 
-def l1_start(host: Host, rounds: int, work: Path) -> None:
-    """Boot and restore fresh L1s of one target in turn; print both spreads."""
+@contextmanager
+def _checkpointed(host: Host, consoles: Path) -> Iterator[tuple[GuestPool, Target]]:
+    """A pool on `host` and its nested-hv target, whose L1 checkpoint exists."""
     session = HostSession.open(host, "bench", 60)
-    pool = GuestPool("bench", work / "consoles", build_lab(log=lambda line: None),
-                     lambda h: session)
+    pool = GuestPool("bench", consoles, build_lab(log=lambda line: None), lambda h: session)
     target = Target(host, API.V1)
-    timings: dict[str, list[float]] = defaultdict(list)
     try:
         pool.stop(pool.l1(target))   # makes the checkpoint if there is none yet
+        yield pool, target
+    finally:
+        pool.close()
+        session.close()
+
+
+def l1_start(host: Host, rounds: int, work: Path) -> None:
+    """Boot and restore fresh L1s of one target in turn; print both spreads."""
+    timings: dict[str, list[float]] = defaultdict(list)
+    with _checkpointed(host, work / "consoles") as (pool, target):
         for _ in range(rounds):
             for booted in (True, False):
                 l1 = pool.l1(target, booted=booted)
                 assert isinstance(l1, L1Guest)
                 timings[l1.started_from].append(l1.boot_seconds)
                 pool.stop(l1)
-    finally:
-        pool.close()
-        session.close()
     print(f"fresh L1 on {host.name} ({host.cpu}, nested-hv), at its prompt:")
     for how in ("boot", "checkpoint"):
         print(f"  by {how:<10} {_spread(timings[how])}")
@@ -69,21 +77,14 @@ def l1_start(host: Host, rounds: int, work: Path) -> None:
 def restores(host: Host, count: int, work: Path) -> None:
     """Restore `count` fresh L1s of one target in turn; print their spread and how many
     did not answer at their prompt the first time (`guests.RESTORE_TRIES`)."""
-    session = HostSession.open(host, "bench", 60)
-    consoles = work / "restores"
-    pool = GuestPool("bench", consoles, build_lab(log=lambda line: None), lambda h: session)
-    target = Target(host, API.V1)
+    consoles = work / f"restores-{host.name}"
     seconds: list[float] = []
-    try:
-        pool.stop(pool.l1(target))   # makes the checkpoint if there is none yet
+    with _checkpointed(host, consoles) as (pool, target):
         for _ in range(count):
             l1 = pool.l1(target)
             assert isinstance(l1, L1Guest)
             seconds.append(l1.boot_seconds)
             pool.stop(l1)
-    finally:
-        pool.close()
-        session.close()
     again = sum(log.read_text().count(RESTORED_AGAIN) for log in consoles.glob("*.log"))
     print(f"restores on {host.name}: {_spread(seconds)}; a second try needed: {again} of "
           f"{count}")
