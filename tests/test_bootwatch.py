@@ -11,14 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from local_pool import local_pool
 from powernest import bootwatch
 from powernest.bootwatch import BootStalled, BootTimes, Milestone
-from powernest.hosts import HostSession
-from powernest.inventory import Inventory
-from powernest.kinds import Target
 from powernest.lab import LabImages
-from powernest.nested import API
-from powernest.pool import GuestPool
 
 MILESTONES = (Milestone("first output", r"\S"), Milestone("banner", "READY"))
 KIND = "h|QEMU 10.0.2 (TCG)|nested-hv|l2|smp1"
@@ -71,13 +67,8 @@ def test_a_silent_l2_stalls_at_its_first_milestone_then_its_target_gives_up(
         tmp_path: Path, lab: LabImages, monkeypatch: pytest.MonkeyPatch) -> None:
     """A real L1; the L2's QEMU starts with its vCPUs stopped (-S), so it never prints."""
     monkeypatch.setattr(bootwatch, "FLOOR", 2.0)
-    inventory = Inventory.model_validate(
-        {"hosts": [{"name": "bootwatch-p9", "kind": "tcg", "cpu": "power9"}]})
-    host = inventory.hosts[0]
-    session = HostSession.open(host, "bootwatch", 30)
-    pool = GuestPool("bootwatch", tmp_path / "consoles", lab, lambda h: session)
-    target = Target(host, API.V1)
-    try:
+    with local_pool("bootwatch", "bootwatch-p9", "power9", tmp_path / "consoles",
+                    lab) as (pool, target):
         l1 = pool.l1_with_kvm(target)
         for _ in range(bootwatch.LEARNT_AFTER):   # learnt: the first line within 0.4 s
             pool.boot_times.record(pool.boot_kind(target, "l2"),
@@ -95,6 +86,3 @@ def test_a_silent_l2_stalls_at_its_first_milestone_then_its_target_gives_up(
         with pytest.raises(BootStalled, match="not started: the last 2 L2 boots"):
             pool.l2(l1, target)
         assert time.monotonic() - started < 1
-    finally:
-        pool.close()
-        session.close()

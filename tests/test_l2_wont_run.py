@@ -14,16 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from local_pool import local_pool
 from powernest import l2 as l2_module
 from powernest.console import ConsoleClosed
 from powernest.guests import L1
-from powernest.hosts import HostSession
-from powernest.inventory import Inventory
-from powernest.kinds import Target
 from powernest.l2 import L2_READY, L2Guest, L2WontRun
 from powernest.lab import LabImages
-from powernest.nested import API
-from powernest.pool import GuestPool
 from powernest.qemu import GuestSpec
 from powernest.shell import Result
 
@@ -35,16 +31,9 @@ DUMP = ("vcpu 00000000a1b2c3d4 (0):", "pc  = 0000000000000100  msr = 80000000000
 
 @pytest.fixture(scope="module")
 def l1(tmp_path_factory: pytest.TempPathFactory, lab: LabImages) -> Iterator[L1]:
-    inventory = Inventory.model_validate(
-        {"hosts": [{"name": "wontrun-p9", "kind": "tcg", "cpu": "power9"}]})
-    session = HostSession.open(inventory.hosts[0], "wontrun", 30)
-    pool = GuestPool("wontrun", tmp_path_factory.mktemp("consoles"), lab,
-                     lambda host: session)
-    try:
-        yield pool.l1_with_kvm(Target(inventory.hosts[0], API.V1))
-    finally:
-        pool.close()
-        session.close()
+    with local_pool("wontrun", "wontrun-p9", "power9", tmp_path_factory.mktemp("consoles"),
+                    lab) as (pool, target):
+        yield pool.l1_with_kvm(target)
 
 
 def stopped_l2(l1: L1, tmp_path: Path) -> L2Guest:

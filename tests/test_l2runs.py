@@ -4,13 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from powernest.hosts import HostSession
-from powernest.inventory import Inventory
-from powernest.kinds import Target
+from local_pool import local_pool
 from powernest.l2runs import INSTANCE, L2Runs, longest
 from powernest.lab import LabImages
-from powernest.nested import API
-from powernest.pool import GuestPool
 
 # kvm_guest_exit's hist file on a two-CPU L1 (Debian 6.12), its first CPU's from a real L1
 HIST = """\
@@ -49,13 +45,8 @@ def test_no_run_ended() -> None:
 def test_a_real_l1_times_its_l2s_runs(tmp_path: Path, lab: LabImages) -> None:
     """The kernel takes the triggers (a stale instance cleared first), every run of an L2's
     boot is counted, and the instance is gone after."""
-    inventory = Inventory.model_validate(
-        {"hosts": [{"name": "l2runs-p9", "kind": "tcg", "cpu": "power9"}]})
-    host = inventory.hosts[0]
-    session = HostSession.open(host, "l2runs", 30)
-    pool = GuestPool("l2runs", tmp_path / "consoles", lab, lambda h: session)
-    target = Target(host, API.V1)
-    try:
+    with local_pool("l2runs", "l2runs-p9", "power9", tmp_path / "consoles", lab) as (pool,
+                                                                                   target):
         l1 = pool.l1_with_kvm(target)
         L2Runs(l1).__enter__()   # left behind, as by a run that never read it
         runs = L2Runs(l1)
@@ -66,6 +57,3 @@ def test_a_real_l1_times_its_l2s_runs(tmp_path: Path, lab: LabImages) -> None:
         assert 0 < runs.longest.seconds < 10, runs.longest
         assert runs.longest.exit.startswith("VCPU 0: trap=0x")
         assert l1.run(["test", "-e", INSTANCE]).ok is False, "the trace instance stayed"
-    finally:
-        pool.close()
-        session.close()
